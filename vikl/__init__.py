@@ -1,0 +1,39 @@
+"""vikl: KL divergences, information measures and variational fitting in JAX.
+
+Public surface. Distributions (``vikl.Normal``, ``vikl.MultivariateNormal``, ...),
+information measures (``kl_divergence``, ``entropy``, ``cross_entropy``,
+``jensen_shannon``, ``mutual_information``, ``conditional_entropy``), the
+Monte-Carlo estimator ``estimate_kl`` and the variational fitting loop ``fit``.
+"""
+
+from vikl import _constraints as constraints
+from vikl._base import Distribution, param, static, validation
+from vikl._distributions import *  # noqa: F401,F403
+from vikl._distributions import __dict__ as _families_ns
+from vikl._kl import kl_divergence, register_kl, registered_kl_pairs
+from vikl._estimators import Estimate, estimate_kl
+from vikl._info import *  # noqa: F401,F403
+from vikl import _info
+
+__version__ = "0.1.0"
+
+_FAMILY_NAMES = sorted(
+    name
+    for name, obj in _families_ns.items()
+    if isinstance(obj, type) and issubclass(obj, Distribution) and obj is not Distribution
+)
+
+__all__ = [
+    "Distribution",
+    "constraints",
+    "param",
+    "static",
+    "validation",
+    "kl_divergence",
+    "register_kl",
+    "registered_kl_pairs",
+    "estimate_kl",
+    "Estimate",
+    *_FAMILY_NAMES,
+    *_info.__all__,
+]

@@ -1,0 +1,333 @@
+"""The :class:`Distribution` base class: immutable pytrees with declared parameters.
+
+A family is a subclass with annotated fields. Each field is one of
+
+* a *parameter*, declared with :func:`param` and a constraint: an array that
+  is converted to a floating dtype, checked at construction (outside ``jit``)
+  and broadcast against the other parameters; ``fit`` optimizes it in
+  unconstrained space through the constraint's bijection;
+* a *child*, a plain field holding any pytree (another Distribution, a dict of
+  network weights); it travels through ``jit``/``vmap``/``grad`` as leaves;
+* a *static* field, declared with :func:`static`: hashable, part of the
+  compiled program (a dimension, a flag), never a leaf.
+
+Subclassing turns the class into a frozen dataclass and registers it as a JAX
+pytree whose unflatten skips ``__init__`` (JAX rebuilds trees from tracers,
+zeros and ``None``; a validating ``__init__`` must not run then).
+
+Example -- a new family in a few lines::
+
+    class Logistic(vikl.Distribution):
+        loc: jax.Array = vikl.param(vikl.constraints.real)
+        scale: jax.Array = vikl.param(vikl.constraints.positive)
+
+        def sample(self, key, sample_shape=()):
+            shape = tuple(sample_shape) + self.batch_shape
+            return self.loc + self.scale * jax.random.logistic(key, shape, self.loc.dtype)
+
+        def log_prob(self, x):
+            z = (x - self.loc) / self.scale
+            return -z - 2 * jax.nn.softplus(-z) - jnp.log(self.scale)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vikl import _constraints as constraints
+
+__all__ = ["Distribution", "param", "static", "validation", "is_concrete"]
+
+_VALIDATE = [True]
+
+
+@contextlib.contextmanager
+def validation(enabled: bool):
+    """Context manager that turns construction-time argument checks on or off.
+
+    Checks run only on concrete (non-traced) values; inside ``jit`` they never
+    run. Turning them off saves a device-to-host copy per construction in eager
+    loops::
+
+        with vikl.validation(False):
+            d = vikl.Normal(loc, scale)   # no check that scale > 0
+    """
+    old = _VALIDATE[0]
+    _VALIDATE[0] = bool(enabled)
+    try:
+        yield
+    finally:
+        _VALIDATE[0] = old
+
+
+def param(constraint: constraints.Constraint, *, default: Any = dataclasses.MISSING):
+    """Declares a distribution parameter with its constraint (a dataclass field)."""
+    return dataclasses.field(default=default, metadata={"constraint": constraint})
+
+
+def static(*, default: Any = dataclasses.MISSING):
+    """Declares a static (hashable, compile-time) field of a distribution."""
+    return dataclasses.field(default=default, metadata={"static": True})
+
+
+def is_concrete(*xs) -> bool:
+    """True when none of ``xs`` (pytrees) holds a JAX tracer."""
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(xs))
+
+
+def _default_float():
+    return jnp.zeros(()).dtype  # float32, or float64 under jax_enable_x64
+
+
+def _to_float_array(cls_name: str, name: str, value, constraint) -> jax.Array:
+    """Converts a user value to a floating JAX array, with a clear error otherwise."""
+    if isinstance(value, (jax.Array, np.ndarray, np.generic)) or hasattr(value, "__jax_array__"):
+        dtype = np.dtype(value.dtype)
+        if jnp.issubdtype(dtype, jnp.floating):
+            return jnp.asarray(value)
+        if jnp.issubdtype(dtype, jnp.integer) or dtype == np.bool_:
+            if constraint.is_discrete:
+                return jnp.asarray(value, dtype=_default_float())
+            raise ValueError(
+                f"{cls_name}: {name} must have a floating dtype; got {dtype} "
+                f"(shape {tuple(value.shape)}). Pass e.g. jnp.asarray({name}, dtype=jnp.float32)."
+            )
+        raise ValueError(
+            f"{cls_name}: {name} must be a real floating-point array; got dtype {dtype}."
+        )
+    try:
+        arr = np.asarray(value)
+    except Exception as err:  # pragma: no cover - exotic inputs
+        raise ValueError(f"{cls_name}: {name} must be array-like; got {type(value).__name__}") from err
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating)
+        or np.issubdtype(arr.dtype, np.integer)
+        or arr.dtype == np.bool_
+    ):
+        raise ValueError(
+            f"{cls_name}: {name} must be real numbers; got {type(value).__name__} of dtype {arr.dtype}."
+        )
+    # Python scalars and lists are converted to the default float dtype.
+    return jnp.asarray(arr, dtype=_default_float())
+
+
+class Distribution:
+    """Base class of vikl probability distributions.
+
+    Shapes: ``sample(key, sample_shape)`` returns an array of shape
+    ``sample_shape + batch_shape + event_shape``; ``log_prob(x)`` takes ``x`` of
+    shape ``(...,) + batch_shape + event_shape`` (broadcasting) and returns
+    ``(...,) + batch_shape``. Parameters broadcast against each other like NumPy
+    arrays; ``batch_shape`` is computed from their shapes.
+
+    Class attributes a family may set:
+
+    * ``reparameterized`` -- True when ``sample`` is a differentiable function
+      of the parameters (pathwise/reparameterization gradients are valid);
+    * ``support`` -- the constraint that samples satisfy.
+
+    Values outside the support get ``log_prob = -inf`` (never NaN).
+    """
+
+    reparameterized: ClassVar[bool] = True
+    support: ClassVar[constraints.Constraint] = constraints.real
+
+    # ------------------------------------------------------------------ plumbing
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Generate __init__ unless this class or a parent family wrote its own.
+        inherited = cls.__init__
+        custom_init = "__init__" in cls.__dict__ or not (
+            inherited is object.__init__ or getattr(inherited, "_vikl_generated", False)
+        )
+        dataclasses.dataclass(frozen=True, eq=False, repr=False, init=not custom_init)(cls)
+        if not custom_init:
+            cls.__init__._vikl_generated = True
+        fields = dataclasses.fields(cls)
+        cls._static_fields = tuple(f.name for f in fields if f.metadata.get("static"))
+        cls._child_fields = tuple(f.name for f in fields if not f.metadata.get("static"))
+        cls._param_constraints = {
+            f.name: f.metadata["constraint"] for f in fields if "constraint" in f.metadata
+        }
+
+        def flatten_with_keys(obj):
+            children = tuple(
+                (jax.tree_util.GetAttrKey(n), getattr(obj, n)) for n in cls._child_fields
+            )
+            aux = tuple(getattr(obj, n) for n in cls._static_fields)
+            return children, aux
+
+        def flatten(obj):
+            return (
+                tuple(getattr(obj, n) for n in cls._child_fields),
+                tuple(getattr(obj, n) for n in cls._static_fields),
+            )
+
+        def unflatten(aux, children):
+            obj = object.__new__(cls)
+            for n, v in zip(cls._child_fields, children):
+                object.__setattr__(obj, n, v)
+            for n, v in zip(cls._static_fields, aux):
+                object.__setattr__(obj, n, v)
+            return obj
+
+        jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
+
+    def __post_init__(self):
+        # Called by the dataclass-generated __init__.
+        self._setup()
+
+    def _setup(self, **values):
+        """Converts, checks and broadcasts the parameters; call from a custom ``__init__``.
+
+        ``values`` are assigned to fields first (a custom ``__init__`` passes the
+        parameters here instead of setting them one by one).
+        """
+        cls = type(self)
+        name = cls.__name__
+        for k, v in values.items():
+            object.__setattr__(self, k, v)
+        for k in cls._child_fields + cls._static_fields:
+            if not hasattr(self, k):
+                object.__setattr__(self, k, None)
+        params = {}
+        for k, c in cls._param_constraints.items():
+            v = getattr(self, k)
+            if v is None:
+                continue
+            params[k] = _to_float_array(name, k, v, c)
+        if params:
+            dtypes = [p.dtype for p in params.values()]
+            dtype = max(dtypes, key=lambda d: np.dtype(d).itemsize)
+            params = {k: (p if p.dtype == dtype else p.astype(dtype)) for k, p in params.items()}
+        # Broadcast batch dimensions.
+        batch_shapes = []
+        for k, p in params.items():
+            ed = cls._param_constraints[k].event_dim
+            if p.ndim < ed:
+                raise ValueError(
+                    f"{name}: {k} must have at least {ed} dimension(s) "
+                    f"({cls._param_constraints[k].name}); got shape {tuple(p.shape)}"
+                )
+            batch_shapes.append(p.shape[: p.ndim - ed])
+        try:
+            batch = jnp.broadcast_shapes(*batch_shapes) if batch_shapes else ()
+        except ValueError as err:
+            shapes = ", ".join(f"{k}: {tuple(p.shape)}" for k, p in params.items())
+            raise ValueError(f"{name}: parameter batch shapes do not broadcast ({shapes})") from err
+        for k, p in params.items():
+            ed = cls._param_constraints[k].event_dim
+            target = tuple(batch) + tuple(p.shape[p.ndim - ed :])
+            if tuple(p.shape) != target:
+                p = jnp.broadcast_to(p, target)
+            object.__setattr__(self, k, p)
+        self._check_shapes()
+        if _VALIDATE[0] and is_concrete(params):
+            for k, p in params.items():
+                c = cls._param_constraints[k]
+                ok = np.asarray(c.check(p))
+                if not ok.all():
+                    raise ValueError(
+                        f"{name}: {k} must be {c.description}; got {c.describe_violation(p)}"
+                    )
+            self._check_args()
+
+    def _check_shapes(self):
+        """Cross-parameter shape checks; run at every construction, also under ``jit``
+        (shapes are static there). Families override, raising ``ValueError``."""
+
+    def _check_args(self):
+        """Cross-parameter value checks, run on concrete values only (never under
+        ``jit``) and only while validation is on; families override."""
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        """Shape of the batch of independent distributions this object holds."""
+        shapes = []
+        for k, c in type(self)._param_constraints.items():
+            v = getattr(self, k)
+            if v is None:
+                continue
+            shapes.append(jnp.shape(v)[: jnp.ndim(v) - c.event_dim])
+        return tuple(jnp.broadcast_shapes(*shapes)) if shapes else ()
+
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """Shape of one draw from one distribution of the batch."""
+        return ()
+
+    @property
+    def dtype(self):
+        """Floating dtype of the parameters."""
+        for k in type(self)._param_constraints:
+            v = getattr(self, k)
+            if v is not None and jnp.issubdtype(jnp.result_type(v), jnp.floating):
+                return jnp.result_type(v)
+        return _default_float()
+
+    # ------------------------------------------------------------------ interface
+    def sample(self, key: jax.Array, sample_shape=()) -> jax.Array:
+        """Draws samples of shape ``sample_shape + batch_shape + event_shape``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement sample")
+
+    def log_prob(self, x) -> jax.Array:
+        """Log density (or log mass) at ``x``; ``-inf`` outside the support."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement log_prob")
+
+    def sample_and_log_prob(self, key: jax.Array, sample_shape=()):
+        """Returns ``(x, log_prob(x))`` for ``x = sample(key, sample_shape)``."""
+        x = self.sample(key, sample_shape)
+        return x, self.log_prob(x)
+
+    def prob(self, x) -> jax.Array:
+        """Density (or mass) at ``x``: ``exp(log_prob(x))``."""
+        return jnp.exp(self.log_prob(x))
+
+    def entropy(self) -> jax.Array:
+        """Differential (or Shannon) entropy in nats, shape ``batch_shape``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form entropy; estimate it as "
+            "-mean(log_prob(sample(key, (n,))))."
+        )
+
+    @property
+    def mean(self) -> jax.Array:
+        """Mean, shape ``batch_shape + event_shape``."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form mean")
+
+    @property
+    def variance(self) -> jax.Array:
+        """Variance (per coordinate), shape ``batch_shape + event_shape``."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form variance")
+
+    @property
+    def stddev(self) -> jax.Array:
+        """Standard deviation, ``sqrt(variance)``."""
+        return jnp.sqrt(self.variance)
+
+    # ------------------------------------------------------------------ helpers
+    def _extended_shape(self, sample_shape=()) -> tuple[int, ...]:
+        """``sample_shape + batch_shape + event_shape``."""
+        return tuple(sample_shape) + tuple(self.batch_shape) + tuple(self.event_shape)
+
+    def __repr__(self):
+        parts = []
+        for k in type(self)._child_fields + type(self)._static_fields:
+            v = getattr(self, k, None)
+            if v is None:
+                continue
+            if isinstance(v, (jax.Array, np.ndarray)):
+                if v.size <= 4 and is_concrete(v):
+                    parts.append(f"{k}={np.asarray(v).tolist()}")
+                else:
+                    parts.append(f"{k}={jnp.dtype(v.dtype).name}{list(v.shape)}")
+            else:
+                parts.append(f"{k}={v!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
-__all__ = ["x_minus_log1p", "xlogy", "xlogx", "log_base"]
+__all__ = ["x_minus_log1p", "xlogy", "xlogx", "log_base", "reciprocal"]
+
+
+def reciprocal(x):
+    """``1 / x``, written so that XLA fuses it into every consumer.
+
+    XLA:CPU will not duplicate a ``divide`` into several fusions, so a quotient
+    used twice is written to memory and read back; ``integer_pow(x, -1)`` is
+    fused like any cheap elementwise op. Same result as ``1 / x``.
+    """
+    return lax.integer_pow(x, -1)
 
 
 def _series_terms(dtype) -> int:
-    # For |s| < 1/3 the series below converges like (1/9)^k; 9 terms reach
-    # float32 round-off, 18 reach float64.
-    return 18 if jnp.finfo(dtype).bits > 32 else 9
+    # Truncating the series below after n terms leaves a relative error of
+    # about |s| t^n / (2n + 1) <= (1/3) (1/9)^n / (2n + 1): below float32's
+    # 6e-8 for n = 7 and float64's 1.1e-16 for n = 15.
+    return 15 if jnp.finfo(dtype).bits > 32 else 7
 
 
 def x_minus_log1p(x, log1p_x=None):
@@ -37,7 +49,7 @@ def x_minus_log1p(x, log1p_x=None):
     ``r - 1 - log r = x_minus_log1p(r - 1)``. Gradients are finite (double where).
     """
     x = jnp.asarray(x)
-    s = x / (2 + x)
+    s = x * reciprocal(2 + x)
     small = jnp.abs(s) < (1.0 / 3.0)
     s_safe = jnp.where(small, s, 0.0)
     t = s_safe * s_safe
@@ -45,7 +57,9 @@ def x_minus_log1p(x, log1p_x=None):
     poly = jnp.zeros_like(t) + 1.0 / (2 * n + 1)
     for k in range(n - 1, 0, -1):
         poly = poly * t + 1.0 / (2 * k + 1)
-    series = 2 * t / (1 - s_safe) - 2 * t * s_safe * poly
+    # 2 t / (1 - s) = t (2 + x), since 1 - s = 2 / (2 + x).
+    x_safe = jnp.where(small, x, 0.0)
+    series = t * (2 + x_safe - 2 * s_safe * poly)
     x_big = jnp.where(small, 1.0, x)
     if log1p_x is None:
         direct = x_big - jnp.log1p(x_big)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param
 from vikl._kl import register_kl
-from vikl._math import x_minus_log1p
+from vikl._math import reciprocal, x_minus_log1p
 
 __all__ = ["Normal"]
 
@@ -70,10 +70,17 @@ class Normal(Distribution):
         return self.loc
 
 
-def _gaussian_scale_term(sp, sq):
-    """``(sp/sq)^2 - 1 - log((sp/sq)^2)``, free of cancellation when ``sp ≈ sq``."""
-    x = (sp - sq) * (sp + sq) / (sq * sq)
-    return x_minus_log1p(x, 2 * (jnp.log(sp) - jnp.log(sq)))
+def _gaussian_scale_term(sp, sq, inv_sq=None):
+    """``(sp/sq)^2 - 1 - log((sp/sq)^2)``, free of cancellation when ``sp ≈ sq``.
+
+    With ``d = (sp - sq) / sq`` (exact subtraction when the scales are close),
+    ``(sp/sq)^2 - 1 = d (2 + d)``; the log of the ratio, needed only far from
+    equality, is taken of the ratio itself (``d`` rounds to -1 when ``sp << sq``).
+    """
+    if inv_sq is None:
+        inv_sq = reciprocal(sq)
+    d = (sp - sq) * inv_sq
+    return x_minus_log1p(d * (2 + d), 2 * jnp.log(sp * inv_sq))
 
 
 @register_kl(Normal, Normal)
@@ -83,5 +90,6 @@ def _kl_normal_normal(p, q):
     The bracket is evaluated as ``x − log1p(x)`` with ``x = (s1 − s2)(s1 + s2)/s2²``,
     which keeps full float32 precision for nearly equal scales.
     """
-    z = (p.loc - q.loc) / q.scale
-    return 0.5 * (_gaussian_scale_term(p.scale, q.scale) + z * z)
+    inv = reciprocal(q.scale)
+    z = (p.loc - q.loc) * inv
+    return 0.5 * (_gaussian_scale_term(p.scale, q.scale, inv) + z * z)

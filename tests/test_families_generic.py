@@ -1,0 +1,97 @@
+"""Generic checks for every family in tests/families.py.
+
+Shapes, jit/vmap/grad, and Monte-Carlo cross-checks of entropy, mean and
+variance against the family's own sampler (itself checked against SciPy in the
+family's test file): each within 5 standard errors.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import vikl
+from tests.families import EXAMPLES
+
+NAMES = [n for n in EXAMPLES if hasattr(vikl, n)]
+N = 100_000
+
+
+def _make(name):
+    return EXAMPLES[name][0]()
+
+
+def _batched(name):
+    """The p example stacked twice along a new batch axis (via vmap-free tree_map)."""
+    d = _make(name)
+    return jax.tree_util.tree_map(lambda leaf: jnp.stack([leaf, leaf]), d)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sample_shapes_and_log_prob_shapes(name, key):
+    d = _make(name)
+    x = d.sample(key, (4, 3))
+    assert x.shape == (4, 3) + tuple(d.batch_shape) + tuple(d.event_shape)
+    lp = d.log_prob(x)
+    assert lp.shape == (4, 3) + tuple(d.batch_shape)
+    assert np.isfinite(np.asarray(lp)).all()
+    b = _batched(name)
+    assert b.batch_shape == (2,) + tuple(d.batch_shape)
+    xb = b.sample(key, (5,))
+    assert xb.shape == (5, 2) + tuple(d.batch_shape) + tuple(d.event_shape)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_jit_vmap_grad_of_log_prob(name, key):
+    d = _make(name)
+    x = d.sample(key, (8,))
+    eager = d.log_prob(x)
+    np.testing.assert_allclose(jax.jit(lambda dd, xx: dd.log_prob(xx))(d, x), eager, rtol=1e-5, atol=1e-6)
+    b = _batched(name)
+    per = jax.vmap(lambda dd: dd.log_prob(x))(b)
+    np.testing.assert_allclose(per[0], eager, rtol=1e-5, atol=1e-6)
+    grads = jax.grad(lambda dd: jnp.sum(dd.log_prob(x)))(d)
+    for leaf in jax.tree_util.tree_leaves(grads):
+        assert np.isfinite(np.asarray(leaf)).all(), f"{name}: non-finite gradient of log_prob"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_entropy_matches_monte_carlo(name, key):
+    d = _make(name)
+    try:
+        h = float(d.entropy())
+    except NotImplementedError:
+        pytest.skip(f"{name}: no closed-form entropy")
+    t = -np.asarray(d.log_prob(d.sample(key, (N,))), np.float64)
+    se = t.std(ddof=1) / np.sqrt(N)
+    assert abs(t.mean() - h) <= 5 * se + 1e-6, f"{name}: entropy {h} vs MC {t.mean()} ± {se}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_mean_and_variance_match_samples(name, key):
+    d = _make(name)
+    try:
+        mean, var = np.asarray(d.mean, np.float64), np.asarray(d.variance, np.float64)
+    except NotImplementedError:
+        pytest.skip(f"{name}: no closed-form moments")
+    if not (np.isfinite(mean).all() and np.isfinite(var).all()):
+        pytest.skip(f"{name}: moments undefined (e.g. Cauchy)")
+    x = np.asarray(d.sample(key, (N,)), np.float64)
+    se_mean = np.sqrt(var / N)
+    assert np.all(np.abs(x.mean(0) - mean) <= 5 * se_mean + 1e-6), name
+    # variance of the sample variance needs the 4th moment: estimate it from the draws
+    m4 = ((x - x.mean(0)) ** 4).mean(0)
+    se_var = np.sqrt(np.maximum(m4 - var**2, 0) / N)
+    assert np.all(np.abs(x.var(0) - var) <= 5 * se_var + 1e-6), name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_entropy_grad_is_finite(name):
+    d = _make(name)
+    try:
+        d.entropy()
+    except NotImplementedError:
+        pytest.skip("no entropy")
+    g = jax.grad(lambda dd: jnp.sum(dd.entropy()))(d)
+    for leaf in jax.tree_util.tree_leaves(g):
+        assert np.isfinite(np.asarray(leaf)).all()

@@ -39,4 +39,4 @@ def key():
 
 def mc_tolerance(stderr, sigmas=5.0):
     """Monte-Carlo tolerance: ``sigmas`` standard errors (fixed seeds make it deterministic)."""
-    return sigmas * float(stderr)
+    return sigmas * np.asarray(stderr, np.float64)

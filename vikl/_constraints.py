@@ -164,7 +164,7 @@ class _Simplex(Constraint):
         s = x.sum(-1)
         return (
             f"min entry {x.min():.6g}, row sums in [{s.min():.8g}, {s.max():.8g}] "
-            f"(shape {x.shape}); expected non-negative entries summing to 1 along the last axis"
+            f"(shape {x.shape})"
         )
 
 
@@ -203,7 +203,7 @@ class _LowerCholesky(Constraint):
         diag = np.diagonal(x, axis1=-2, axis2=-1)
         return (
             f"largest |entry| above the diagonal {upper:.6g}, smallest diagonal entry "
-            f"{diag.min():.6g} (shape {x.shape}); expected lower-triangular with a positive diagonal"
+            f"{diag.min():.6g} (shape {x.shape})"
         )
 
 

@@ -50,13 +50,16 @@ SCHED = optax.adam(optax.cosine_decay_schedule(0.05, 1500))
 
 
 # ----------------------------------------------------------------------------- the loop
-def test_progress_bar_does_not_change_the_result(capsys):
+def test_progress_bar_does_not_change_the_result(capsys, monkeypatch):
     on = fit(Q0, log_p, num_steps=200, key=KEY, progress=True)
     err = capsys.readouterr().err
     assert "200/200" in err and "loss=" in err
     off = fit(Q0, log_p, num_steps=200, key=KEY, progress=False)
     assert _results_equal(on, off)
     assert on.losses.shape == (200,) and on.num_steps == 200
+    # chunks of one step each (a bar refreshed as often as possible): same bits
+    monkeypatch.setattr(vikl._fit, "_PROGRESS_SECONDS", 0.0)
+    assert _results_equal(on, fit(Q0, log_p, num_steps=200, key=KEY, progress=True))
 
 
 def test_second_fit_does_not_recompile():
@@ -336,19 +339,24 @@ def _renyi_exact_variance(alpha, mean, cov):
     return np.exp(r.x)
 
 
-@pytest.mark.parametrize("alphas", [pytest.param((1.0, 0.5, -1.0), id="fast"),
-                                    pytest.param((1.0, 0.75, 0.5, 0.25, -1.0, -2.0), id="slow",
-                                                 marks=pytest.mark.slow)])
-def test_renyi_variance_rises_as_alpha_falls(alphas):
+@pytest.mark.parametrize(
+    "alphas,num_samples,steps,rtol",
+    [
+        pytest.param((1.0, 0.5, -1.0), 64, 1500, 0.3, id="fast"),
+        pytest.param((1.0, 0.75, 0.5, 0.25, -1.0, -2.0), 512, 4000, 0.12, id="slow", marks=pytest.mark.slow),
+    ],
+)
+def test_renyi_variance_rises_as_alpha_falls(alphas, num_samples, steps, rtol):
     target, mean, cov = _correlated_target(2, 0.9)
     q0 = families.mean_field(2, scale=2.0)  # start wide: the alpha < 0 bounds need heavy tails
+    opt = SCHED if steps == 1500 else optax.adam(optax.cosine_decay_schedule(0.05, steps))
     variances = []
     for a in alphas:
-        res = fit(q0, target, objective=O.Renyi(a, num_samples=64), optimizer=SCHED, num_steps=1500,
+        res = fit(q0, target, objective=O.Renyi(a, num_samples=num_samples), optimizer=opt, num_steps=steps,
                   key=KEY, progress=False)
         v = np.asarray(res.distribution.scale_diag) ** 2
         exact = 1.0 / np.diag(np.linalg.inv(cov)) if a == 1 else _renyi_exact_variance(a, mean, cov)
-        np.testing.assert_allclose(v, exact, rtol=0.15 if a >= 0 else 0.3)
+        np.testing.assert_allclose(v.mean(), exact.mean(), rtol=rtol)
         variances.append(v.mean())
     assert all(b > a for a, b in zip(variances, variances[1:])), variances
 
@@ -387,3 +395,10 @@ def test_optimizer_forms_and_bad_arguments():
         fit(Q0, log_p, objective=lambda q, t, k: q.loc, num_samples=3, num_steps=10, key=KEY)
     with pytest.raises(TypeError, match="optimizer"):
         fit(Q0, log_p, optimizer="adam", num_steps=10, key=KEY)
+
+
+def test_float64_fit_keeps_the_dtype():
+    with jax.enable_x64(True):
+        q0 = vikl.Normal(jnp.float64(0.0), jnp.float64(1.0))
+        res = fit(q0, lambda x: -0.5 * (x - 1.0) ** 2, num_steps=50, key=KEY, progress=False)
+        assert res.losses.dtype == np.float64 and res.distribution.loc.dtype == jnp.float64

@@ -169,3 +169,31 @@ def test_errors():
         unconstrain({"loc": 1.0})
     with pytest.raises(TypeError, match="Distribution subclass"):
         register_params(int, None, None)
+
+
+def test_family_initializers(dtype):
+    from vikl import families
+
+    key = jax.random.PRNGKey(0)
+    cases = [
+        (families.mean_field(3, key), vikl.MultivariateNormalDiag, (3,)),
+        (families.mean_field(3), vikl.MultivariateNormalDiag, (3,)),
+        (families.full_rank(3, key, scale=2.0), vikl.MultivariateNormal, (3,)),
+        (families.low_rank(4, 2, key), vikl.LowRankMultivariateNormal, (4,)),
+        (families.gaussian_mixture(2, 3, key), vikl.Mixture, (2,)),
+        (families.real_nvp(2, key, num_layers=2, hidden_size=4), vikl.RealNVP, (2,)),
+        (families.categorical(5, key), vikl.Categorical, ()),
+        (families.bernoulli((2,), key), vikl.Bernoulli, ()),
+    ]
+    for d, cls, event in cases:
+        assert type(d) is cls and tuple(d.event_shape) == event
+        leaves = jax.tree_util.tree_leaves(unconstrain(d))
+        assert leaves and all(x.dtype == dtype for x in leaves)
+    assert np.all(np.asarray(families.mean_field(3).loc) == 0)
+    np.testing.assert_allclose(families.full_rank(3, scale=2.0).scale_tril, 2.0 * np.eye(3))
+    mix = families.gaussian_mixture(2, 3, key)
+    assert mix.components.batch_shape == (3,) and len(np.unique(np.asarray(mix.components.loc))) == 6
+    with pytest.raises(ValueError, match="dim"):
+        families.mean_field(0)
+    with pytest.raises(ValueError, match="num_components"):
+        families.gaussian_mixture(2, 0, key)

@@ -40,7 +40,8 @@ def test_density_1d_matches_scipy_and_integrates_to_one():
     np.testing.assert_allclose(dens, stats.norm(1.0, 0.5).pdf(x), rtol=1e-5, atol=1e-7)
     assert abs(np.trapezoid(dens, x) - 1.0) < 1e-5
     assert ax.get_lines()[0].get_label() == "q"
-    assert ax.get_ylim()[0] == 0
+    vp.density_1d(ax, vikl.Normal(0.0, 0.1), (-3.0, 5.0))  # a taller curve drawn later
+    assert ax.get_ylim()[0] == 0 and ax.get_ylim()[1] >= 1 / (0.1 * math.sqrt(2 * math.pi))
 
 
 def test_density_1d_callable_and_normalize():

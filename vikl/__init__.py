@@ -14,6 +14,8 @@ from vikl._kl import kl_divergence, register_kl, registered_kl_pairs
 from vikl._estimators import Estimate, estimate_kl
 from vikl._info import *  # noqa: F401,F403
 from vikl import _info
+from vikl._fit import FitDivergedError, FitResult, fit
+from vikl import objectives, families
 
 __version__ = "0.1.0"
 
@@ -34,6 +36,11 @@ __all__ = [
     "registered_kl_pairs",
     "estimate_kl",
     "Estimate",
+    "fit",
+    "FitResult",
+    "FitDivergedError",
+    "objectives",
+    "families",
     *_FAMILY_NAMES,
     *_info.__all__,
 ]

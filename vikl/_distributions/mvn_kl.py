@@ -1,0 +1,324 @@
+"""Closed-form KL divergences among the Gaussian families (registered on import).
+
+Every pair of ``MultivariateNormalDiag``, ``MultivariateNormal`` and
+``LowRankMultivariateNormal`` (nine pairs), the one-dimensional pairs with
+``Normal`` in both directions, all in nats::
+
+    KL(p‖q) = 1/2 [tr(Sq^-1 Sp) - d + log det Sq - log det Sp + (mp - mq)^T Sq^-1 (mp - mq)]
+
+Nothing forms an inverse or a determinant. With Cholesky factors ``Lp``, ``Lq`` the
+lower-triangular ``M = Lq^-1 Lp`` has ``M_ii = Lp_ii / Lq_ii``, so the trace and the
+log-determinants combine term by term::
+
+    2 KL = sum_{i != j} M_ij^2 + sum_i g(Lp_ii^2 / Lq_ii^2) + |Lq^-1 (mp - mq)|^2,
+    g(r) = r - 1 - log r = x_minus_log1p(r - 1),
+
+with ``r - 1 = (Lp_ii - Lq_ii)(Lp_ii + Lq_ii) / Lq_ii^2`` and
+``log r = 2 (log Lp_ii - log Lq_ii)``: no cancellation when p and q are nearly equal.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
+
+from vikl._distributions.mvn import (
+    LowRankMultivariateNormal,
+    MultivariateNormal,
+    MultivariateNormalDiag,
+    _diag_embed,
+    _log_diag_sum,
+)
+from vikl._distributions.normal import Normal
+from vikl._kl import register_kl
+from vikl._math import x_minus_log1p
+
+__all__: list[str] = []
+
+_GAUSSIANS = (MultivariateNormalDiag, MultivariateNormal, LowRankMultivariateNormal)
+
+
+def _scale_term(sp, sq):
+    """``g((sp/sq)^2)`` for standard deviations ``sp``, ``sq`` (cancellation-free)."""
+    return x_minus_log1p((sp - sq) * (sp + sq) / (sq * sq), 2 * (jnp.log(sp) - jnp.log(sq)))
+
+
+def _var_term(vp, log_vp, vq):
+    """``g(vp/vq)`` for variances ``vp``, ``vq`` (cancellation-free)."""
+    return x_minus_log1p((vp - vq) / vq, log_vp - jnp.log(vq))
+
+
+def _common(p, q):
+    """Checks the event shapes agree; returns ``(d, batch, mp - mq)``."""
+    if p.event_shape != q.event_shape:
+        raise ValueError(
+            f"kl_divergence({type(p).__name__}, {type(q).__name__}): event shapes differ, "
+            f"{p.event_shape} and {q.event_shape}; both must have the same dimension d."
+        )
+    diff = p.loc - q.loc
+    return p.event_shape[0], diff.shape[:-1], diff
+
+
+def _strict_lower_sq(m):
+    return jnp.sum(jnp.square(jnp.tril(m, -1)), axis=(-2, -1))
+
+
+def _diag(m):
+    return jnp.diagonal(m, axis1=-2, axis2=-1)
+
+
+def _kl_tril(lp, lq, diff):
+    """KL from Cholesky factors: one batched triangular solve ``Lq^-1 [Lp | mp - mq]``."""
+    d = diff.shape[-1]
+    batch = diff.shape[:-1]
+    lp = jnp.broadcast_to(lp, batch + (d, d))
+    sol = solve_triangular(lq, jnp.concatenate([lp, diff[..., None]], axis=-1), lower=True)
+    m, z = sol[..., :d], sol[..., d]
+    scale = jnp.sum(_scale_term(_diag(lp), _diag(lq)), axis=-1)
+    return 0.5 * (_strict_lower_sq(m) + scale + jnp.sum(z * z, axis=-1))
+
+
+def _shifted_cholesky(n):
+    """Cholesky factor ``L`` of ``I + n`` (``n`` symmetric PSD) and ``x = diag(L)^2 - 1``.
+
+    ``x`` is not formed as ``L_jj^2 - 1`` (``L_jj`` has lost the small part of ``1 + n_jj``)
+    but from the Cholesky identity ``L_jj^2 = 1 + n_jj - sum_{m<j} L_jm^2``, whose terms are
+    accurate to their own size, so ``x`` keeps its relative accuracy when ``n`` is small.
+    """
+    eye = jnp.eye(n.shape[-1], dtype=n.dtype)
+    tril = jnp.linalg.cholesky(eye + n)
+    x = _diag(n) - jnp.sum(jnp.square(jnp.tril(tril, -1)), axis=-1)
+    return tril, x
+
+
+def _kl2_identity_plus(np_, nq):
+    """``2 KL(N(0, I + np_) ‖ N(0, I + nq))`` for ``k x k`` PSD ``np_``/``nq`` (None means 0),
+    with the full-rank kernel on the shifted Cholesky factors."""
+    if nq is None:
+        m, xp = _shifted_cholesky(np_)
+        x, log1p_x = xp, jnp.log1p(xp)
+    elif np_ is None:
+        lq, xq = _shifted_cholesky(nq)
+        eye = jnp.broadcast_to(jnp.eye(nq.shape[-1], dtype=nq.dtype), nq.shape)
+        m = solve_triangular(lq, eye, lower=True)
+        x, log1p_x = -xq / (1 + xq), -jnp.log1p(xq)
+    else:
+        lp, xp = _shifted_cholesky(np_)
+        lq, xq = _shifted_cholesky(nq)
+        m = solve_triangular(lq, lp, lower=True)
+        x, log1p_x = (xp - xq) / (1 + xq), jnp.log1p(xp) - jnp.log1p(xq)
+    return _strict_lower_sq(m) + jnp.sum(x_minus_log1p(x, log1p_x), axis=-1)
+
+
+def _gram(a):
+    return jnp.swapaxes(a, -2, -1) @ a
+
+
+def _kl_woodbury(diff, vp, log_vp, wp, vq, wq):
+    """KL between ``N(mp, Wp Wp^T + diag(vp))`` and ``N(mq, Wq Wq^T + diag(vq))`` (``wp`` or
+    ``wq`` may be None), in ``O(d r^2)`` with ``r`` the total rank.
+
+    With ``Ap = Wp / sqrt(vp)``, ``Aq = Wq / sqrt(vq)``, ``R = vp / vq``, ``y = (mp - mq) / sqrt(vq)``
+    and ``K = I + Aq Aq^T``, in q's diagonal frame ``Sq -> K`` and
+    ``Sp -> R^1/2 (I + Ap Ap^T) R^1/2``, and
+
+        2 KL = sum_i g(R_i) + T0 + T1 + y^T K^-1 y,
+
+    * ``T0 = 2 KL(N(0, I + Ap Ap^T) ‖ N(0, K))``: only the span of ``[Aq, Ap]`` matters, so it
+      is the full-rank kernel on the ``k x k`` (``k = rp + rq``) projections onto an
+      orthonormal basis of that span (a QR factorization), with Cholesky factors of
+      ``I + N`` that track ``diag^2 - 1`` directly;
+    * ``T1 = tr(Ap^T (R - I) Ap) - tr(Cq^-1 Aq^T (R - I) Aq) - tr(Cq^-1 E F^T)`` with
+      ``Cq = I + Aq^T Aq``, ``E = Aq^T (R^1/2 - I) Ap``, ``F = Aq^T (R^1/2 + I) Ap``: every
+      term carries a factor ``R - I``, so it is small when p ≈ q.
+
+    Each piece is accurate relative to its own size, and T0 sees the factors only through
+    the covariances they make (a rotation ``W -> W Q`` changes nothing), so nearly equal p and
+    q keep most of their digits: the error is about ``eps / delta`` relative for covariances
+    that differ by a factor ``1 + delta`` (the plain Woodbury formula: ``eps / delta^2``).
+    """
+    inv_sq = jax.lax.rsqrt(vq)
+    y = diff * inv_sq
+    rho = (vp - vq) / vq
+    total = jnp.sum(_var_term(vp, log_vp, vq) + y * y, axis=-1)
+    ap = None if wp is None else wp * jax.lax.rsqrt(vp)[..., None]
+    aq = None if wq is None else wq * inv_sq[..., None]
+    # T0
+    if ap is not None and aq is not None:
+        d, k = ap.shape[-2], ap.shape[-1] + aq.shape[-1]
+        if d > k:
+            batch = jnp.broadcast_shapes(aq.shape[:-2], ap.shape[:-2])
+            both = jnp.concatenate(
+                [jnp.broadcast_to(aq, batch + aq.shape[-2:]), jnp.broadcast_to(ap, batch + ap.shape[-2:])],
+                axis=-1,
+            )
+            # T0 depends on the basis only through its span (first order too), so Q needs no gradient.
+            basis = jax.lax.stop_gradient(jnp.linalg.qr(both, mode="reduced")[0])
+            yq, yp = jnp.swapaxes(basis, -2, -1) @ aq, jnp.swapaxes(basis, -2, -1) @ ap
+        else:
+            yq, yp = aq, ap
+        t0 = _kl2_identity_plus(yp @ jnp.swapaxes(yp, -2, -1), yq @ jnp.swapaxes(yq, -2, -1))
+    elif ap is not None:
+        t0 = _kl2_identity_plus(_gram(ap), None)
+    elif aq is not None:
+        t0 = _kl2_identity_plus(None, _gram(aq))
+    else:
+        t0 = 0.0
+    total = total + t0
+    # T1 and the low-rank part of the Mahalanobis term
+    if ap is not None:
+        total = total + jnp.sum(rho[..., None] * jnp.square(ap), axis=(-2, -1))
+    if aq is not None:
+        aqt = jnp.swapaxes(aq, -2, -1)
+        cap_q = jnp.linalg.cholesky(jnp.eye(aq.shape[-1], dtype=aq.dtype) + aqt @ aq)
+        batch = jnp.broadcast_shapes(aqt.shape[:-2], y.shape[:-1])
+        rhs = jnp.concatenate(
+            [jnp.broadcast_to(aqt, batch + aqt.shape[-2:]), (aqt @ y[..., None])], axis=-1
+        )
+        sol = solve_triangular(cap_q, rhs, lower=True)
+        v, vy = sol[..., :-1], sol[..., -1]
+        total = total - jnp.sum(jnp.square(vy), axis=-1)
+        total = total - jnp.sum(rho[..., None, :] * jnp.square(v), axis=(-2, -1))
+        if ap is not None:
+            sqrt_r = jnp.sqrt(vp * inv_sq * inv_sq)
+            rp = ap.shape[-1]
+            ef = v @ jnp.concatenate(
+                [ap * (rho / (sqrt_r + 1))[..., None], ap * (sqrt_r + 1)[..., None]], axis=-1
+            )
+            total = total - jnp.sum(ef[..., :rp] * ef[..., rp:], axis=(-2, -1))
+    return 0.5 * total
+
+
+def _lowrank_parts(p):
+    return p.cov_diag, jnp.log(p.cov_diag), p.cov_factor
+
+
+def _diag_parts(p):
+    return jnp.square(p.scale_diag), 2 * jnp.log(p.scale_diag), None
+
+
+# ----------------------------------------------------------------------------- full rank
+@register_kl(MultivariateNormal, MultivariateNormal)
+def _kl_mvn_mvn(p, q):
+    """KL(N(mp, Lp Lp^T) ‖ N(mq, Lq Lq^T)) in nats, from ``M = Lq^-1 Lp`` (module docstring).
+
+    One batched triangular solve with ``mp - mq`` appended as an extra column; ``O(d^3)``.
+    """
+    _, _, diff = _common(p, q)
+    return _kl_tril(p.scale_tril, q.scale_tril, diff)
+
+
+@register_kl(MultivariateNormalDiag, MultivariateNormal)
+def _kl_diag_mvn(p, q):
+    """KL(N(mp, diag(sp^2)) ‖ N(mq, Lq Lq^T)): the full-rank formula with ``Lp = diag(sp)``."""
+    _, _, diff = _common(p, q)
+    return _kl_tril(_diag_embed(p.scale_diag), q.scale_tril, diff)
+
+
+@register_kl(MultivariateNormal, MultivariateNormalDiag)
+def _kl_mvn_diag(p, q):
+    """KL(N(mp, Lp Lp^T) ‖ N(mq, diag(sq^2))): ``M = diag(sq)^-1 Lp``, no solve; ``O(d^2)``."""
+    _, _, diff = _common(p, q)
+    sq = q.scale_diag
+    m = p.scale_tril / sq[..., :, None]
+    z = diff / sq
+    scale = jnp.sum(_scale_term(_diag(p.scale_tril), sq), axis=-1)
+    return 0.5 * (_strict_lower_sq(m) + scale + jnp.sum(z * z, axis=-1))
+
+
+@register_kl(LowRankMultivariateNormal, MultivariateNormal)
+def _kl_lowrank_mvn(p, q):
+    """KL(N(mp, Wp Wp^T + Dp) ‖ N(mq, Lq Lq^T)): the full-rank formula with
+    ``Lp = chol(Wp Wp^T + Dp)`` (``O(d^3)``, like the solve with ``Lq`` it needs anyway)."""
+    _, _, diff = _common(p, q)
+    return _kl_tril(p.scale_tril, q.scale_tril, diff)
+
+
+@register_kl(MultivariateNormal, LowRankMultivariateNormal)
+def _kl_mvn_lowrank(p, q):
+    """KL(N(mp, Lp Lp^T) ‖ N(mq, Wq Wq^T + Dq)): the full-rank formula with
+    ``Lq = chol(Wq Wq^T + Dq)``. ``O(d^3)`` like KL between two full-rank Normals; chosen
+    over the ``O(d^2 r)`` Woodbury form because it keeps full accuracy when p ≈ q."""
+    _, _, diff = _common(p, q)
+    return _kl_tril(p.scale_tril, q.scale_tril, diff)
+
+
+# ----------------------------------------------------------------------------- diagonal / low rank
+@register_kl(MultivariateNormalDiag, MultivariateNormalDiag)
+def _kl_diag_diag(p, q):
+    """KL(N(mp, diag(sp^2)) ‖ N(mq, diag(sq^2))) = 1/2 sum_i [g(sp_i^2/sq_i^2) + ((mp_i - mq_i)/sq_i)^2]."""
+    _, _, diff = _common(p, q)
+    z = diff / q.scale_diag
+    return 0.5 * jnp.sum(_scale_term(p.scale_diag, q.scale_diag) + z * z, axis=-1)
+
+
+@register_kl(LowRankMultivariateNormal, LowRankMultivariateNormal)
+def _kl_lowrank_lowrank(p, q):
+    """KL between two low-rank-plus-diagonal Normals via capacitance matrices, ``O(d r^2)``."""
+    _, _, diff = _common(p, q)
+    return _kl_woodbury(diff, *_lowrank_parts(p), q.cov_diag, q.cov_factor)
+
+
+@register_kl(LowRankMultivariateNormal, MultivariateNormalDiag)
+def _kl_lowrank_diag(p, q):
+    """KL(N(mp, Wp Wp^T + Dp) ‖ N(mq, diag(sq^2))) via p's capacitance matrix, ``O(d r^2)``."""
+    _, _, diff = _common(p, q)
+    return _kl_woodbury(diff, *_lowrank_parts(p), jnp.square(q.scale_diag), None)
+
+
+@register_kl(MultivariateNormalDiag, LowRankMultivariateNormal)
+def _kl_diag_lowrank(p, q):
+    """KL(N(mp, diag(sp^2)) ‖ N(mq, Wq Wq^T + Dq)) via q's capacitance matrix, ``O(d r^2)``."""
+    _, _, diff = _common(p, q)
+    return _kl_woodbury(diff, *_diag_parts(p), q.cov_diag, q.cov_factor)
+
+
+# ----------------------------------------------------------------------------- 1-D with Normal
+def _as_1d(dist, other, where):
+    """``(loc, scale)`` of a one-dimensional multivariate Normal, else ValueError."""
+    if dist.event_shape != (1,):
+        raise ValueError(
+            f"KL between Normal and {type(dist).__name__} needs the {where} argument to have "
+            f"event_shape (1,) (a one-dimensional Gaussian); got event_shape {dist.event_shape}. "
+            f"For d > 1 compare against a {type(dist).__name__} instead of {type(other).__name__}."
+        )
+    loc = dist.loc[..., 0]
+    if isinstance(dist, MultivariateNormalDiag):
+        return loc, dist.scale_diag[..., 0]
+    if isinstance(dist, MultivariateNormal):
+        return loc, dist.scale_tril[..., 0, 0]
+    return loc, jnp.sqrt(jnp.sum(jnp.square(dist.cov_factor[..., 0, :]), axis=-1) + dist.cov_diag[..., 0])
+
+
+def _kl_1d(mp, sp, mq, sq):
+    z = (mp - mq) / sq
+    return 0.5 * (_scale_term(sp, sq) + z * z)
+
+
+def _register_1d(cls):
+    def kl_normal_x(p, q):
+        mq, sq = _as_1d(q, p, "second")
+        return _kl_1d(p.loc, p.scale, mq, sq)
+
+    def kl_x_normal(p, q):
+        mp, sp = _as_1d(p, q, "first")
+        return _kl_1d(mp, sp, q.loc, q.scale)
+
+    name = cls.__name__
+    kl_normal_x.__doc__ = (
+        f"KL(Normal ‖ {name}) for a one-dimensional {name} (event_shape (1,)), as between "
+        "two univariate Normals; ValueError for other event shapes."
+    )
+    kl_x_normal.__doc__ = (
+        f"KL({name} ‖ Normal) for a one-dimensional {name} (event_shape (1,)), as between "
+        "two univariate Normals; ValueError for other event shapes."
+    )
+    kl_normal_x.__name__ = f"_kl_normal_{name.lower()}"
+    kl_x_normal.__name__ = f"_kl_{name.lower()}_normal"
+    register_kl(Normal, cls)(kl_normal_x)
+    register_kl(cls, Normal)(kl_x_normal)
+
+
+for _cls in _GAUSSIANS:
+    _register_1d(_cls)

@@ -1,0 +1,461 @@
+"""The result of :func:`vikl.fit`: :class:`FitResult`, its file format, and optimizer defaults.
+
+File format (``FitResult.save``): one ``.npz`` archive written and read
+without pickle. Arrays are stored as ``npz`` entries; the structure (the
+distribution's class and static fields, pytree layout, objective, optimizer,
+diagnostics) is a JSON document in the entry ``__vikl_metadata__`` with
+``{"format": "vikl.FitResult", "version": 1, ...}``. Loading refuses other
+formats and newer versions, and resolves classes only among modules that are
+already imported (it never imports or executes code named by the file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from vikl._base import Distribution
+from vikl._diagnostics import ISDiagnostics
+
+__all__ = ["FitResult", "FitDivergedError", "default_optimizer", "resolve_optimizer"]
+
+FORMAT = "vikl.FitResult"
+FORMAT_VERSION = 1
+_META = "__vikl_metadata__"
+DEFAULT_LEARNING_RATE = 1e-2
+
+
+# ----------------------------------------------------------------------------- errors
+class FitDivergedError(FloatingPointError):
+    """Raised by :func:`vikl.fit` when the loss becomes NaN or infinite.
+
+    Attributes:
+      step: index of the first non-finite step (counting continued steps).
+      value: the non-finite loss.
+      last_finite_loss: the last finite loss before it (``None`` if none).
+      losses: the loss history of the diverged run up to ``step`` (NumPy).
+      member: index of the diverged member in a batched fit, else ``None``.
+    """
+
+    def __init__(self, step, value, last_finite_loss, losses, member=None):
+        self.step = step
+        self.value = value
+        self.last_finite_loss = last_finite_loss
+        self.losses = losses
+        self.member = member
+        where = f" (batch member {member})" if member is not None else ""
+        last = (
+            f"the last finite loss was {last_finite_loss:.6g} at step {step - 1}"
+            if last_finite_loss is not None and step > 0
+            else "no finite loss was seen before it"
+        )
+        super().__init__(
+            f"fit diverged: the loss is {value} at step {step}{where}; {last}. Lower the "
+            "learning rate, start q0 closer to the target (e.g. a smaller scale), check that the "
+            "target's log density is finite on q's support, or use more samples."
+        )
+
+
+# ----------------------------------------------------------------------------- optimizers
+_ADAMS: dict = {}
+
+
+def default_optimizer(learning_rate: float = DEFAULT_LEARNING_RATE):
+    """``optax.adam(learning_rate)``, created once per learning rate (so compiles are shared)."""
+    lr = float(learning_rate)
+    if lr not in _ADAMS:
+        _ADAMS[lr] = optax.adam(lr)
+    return _ADAMS[lr]
+
+
+_SCHEDULED: dict = {}
+
+
+def resolve_optimizer(optimizer):
+    """``None`` -> Adam(1e-2); float -> Adam(lr); schedule -> Adam(schedule); optax object as is."""
+    if optimizer is None:
+        return default_optimizer()
+    if isinstance(optimizer, optax.GradientTransformation):
+        return optimizer
+    if isinstance(optimizer, (int, float)) and not isinstance(optimizer, bool):
+        if not optimizer > 0:
+            raise ValueError(f"fit: a learning rate must be > 0; got {optimizer!r}")
+        return default_optimizer(optimizer)
+    if callable(optimizer):
+        if optimizer not in _SCHEDULED:
+            _SCHEDULED[optimizer] = optax.adam(optimizer)
+        return _SCHEDULED[optimizer]
+    raise TypeError(
+        "fit: optimizer must be an optax GradientTransformation, a learning rate, an optax "
+        f"schedule or None; got {type(optimizer).__name__}"
+    )
+
+
+def _describe_optimizer(opt):
+    for lr, o in _ADAMS.items():
+        if o is opt:
+            return {"adam": lr}
+    return {"custom": repr(opt)[:200]}
+
+
+# ----------------------------------------------------------------------------- encoding
+class _Unencodable(TypeError):
+    pass
+
+
+def _class_path(cls):
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _encode(obj, arrays):
+    """Pytree -> JSON-able structure; arrays go to ``arrays`` (name -> numpy)."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, jax.Array) and jax.dtypes.issubdtype(obj.dtype, jax.dtypes.prng_key):
+        name = f"a{len(arrays)}"
+        arrays[name] = np.asarray(jax.random.key_data(obj))
+        return {"key": name, "impl": str(jax.random.key_impl(obj))}
+    if isinstance(obj, (jax.Array, np.ndarray, np.generic)):
+        name = f"a{len(arrays)}"
+        arrays[name] = np.asarray(obj)
+        return {"array": name, "jax": isinstance(obj, jax.Array)}
+    if isinstance(obj, Distribution):
+        cls = type(obj)
+        fields = {n: _encode(getattr(obj, n), arrays) for n in cls._child_fields + cls._static_fields}
+        return {"distribution": _class_path(cls), "fields": fields}
+    if isinstance(obj, tuple) and hasattr(type(obj), "_fields"):
+        return {"namedtuple": _class_path(type(obj)), "fields": [_encode(v, arrays) for v in obj]}
+    if isinstance(obj, (list, tuple)):
+        return {type(obj).__name__: [_encode(v, arrays) for v in obj]}
+    if isinstance(obj, dict):
+        if not all(isinstance(k, str) for k in obj):
+            raise _Unencodable("dict keys must be strings")
+        return {"dict": {k: _encode(v, arrays) for k, v in obj.items()}}
+    raise _Unencodable(f"cannot store a {type(obj).__name__}")
+
+
+def _resolve_class(path, families, kind):
+    if families:
+        for key in (path, path.split(":")[-1]):
+            if key in families:
+                return families[key]
+    module, _, qualname = path.partition(":")
+    obj = sys.modules.get(module)
+    if obj is not None and "<locals>" not in qualname:
+        for part in qualname.split("."):
+            obj = getattr(obj, part, None)
+    if obj is None or not isinstance(obj, type):
+        raise ValueError(
+            f"FitResult.load: the file names the {kind} class {path!r}, which is not available. "
+            f"Import the module that defines it before loading, or pass "
+            f"families={{'{qualname}': TheClass}}."
+        )
+    return obj
+
+
+def _decode(node, arrays, families):
+    if node is None or isinstance(node, (bool, int, float, str)):
+        return node
+    if "array" in node:
+        a = arrays[node["array"]]
+        if not node.get("jax", True):
+            return a
+        if a.dtype.itemsize == 8 and a.dtype.kind in "fiuc" and not jax.config.jax_enable_x64:
+            raise ValueError(
+                f"FitResult.load: the file holds {a.dtype} arrays; enable 64-bit JAX "
+                "(jax.config.update('jax_enable_x64', True)) to load it exactly"
+            )
+        return jnp.asarray(a)
+    if "key" in node:
+        return jax.random.wrap_key_data(jnp.asarray(arrays[node["key"]]), impl=node["impl"])
+    if "distribution" in node:
+        cls = _resolve_class(node["distribution"], families, "distribution")
+        if not (isinstance(cls, type) and issubclass(cls, Distribution)):
+            raise ValueError(f"FitResult.load: {node['distribution']!r} is not a vikl Distribution")
+        obj = object.__new__(cls)
+        for name, value in node["fields"].items():
+            v = _decode(value, arrays, families)
+            object.__setattr__(obj, name, tuple(v) if isinstance(v, list) and name in cls._static_fields else v)
+        return obj
+    if "namedtuple" in node:
+        cls = _resolve_class(node["namedtuple"], families, "optimizer-state")
+        if not (issubclass(cls, tuple) and hasattr(cls, "_fields")):
+            raise ValueError(f"FitResult.load: {node['namedtuple']!r} is not a NamedTuple")
+        return cls(*(_decode(v, arrays, families) for v in node["fields"]))
+    if "list" in node:
+        return [_decode(v, arrays, families) for v in node["list"]]
+    if "tuple" in node:
+        return tuple(_decode(v, arrays, families) for v in node["tuple"])
+    if "dict" in node:
+        return {k: _decode(v, arrays, families) for k, v in node["dict"].items()}
+    raise ValueError(f"FitResult.load: unknown node {sorted(node)} in the file")
+
+
+class _OptLeaves(tuple):
+    """Optimizer-state leaves whose structure could not be stored; rebuilt on continuation."""
+
+
+# ----------------------------------------------------------------------------- result
+@dataclasses.dataclass(frozen=True, eq=False)
+class FitResult:
+    """What :func:`vikl.fit` returns.
+
+    Attributes:
+      distribution: the fitted ``q`` (a Distribution of ``q0``'s type). For a
+        batched fit its leaves carry a leading batch axis: use ``result[i]``
+        or ``result.best``.
+      params: the unconstrained parameters (``vikl._params.unconstrain``).
+      losses: NumPy array of the loss at every step (all continued steps);
+        shape ``(num_steps,)`` or ``(batch, num_steps)``.
+      opt_state: the optax state after the last step.
+      key: the run's key (a batch of keys for batched fits).
+      num_steps: total steps taken, counting continued fits.
+      objective: the objective (``None`` for a loaded user function).
+      optimizer: the optax transformation (``None`` when loaded from a file
+        and not the default Adam).
+      diagnostics: :class:`ISDiagnostics` (PSIS ``khat``, importance ``ess``)
+        of the final ``q`` against the target (``nan`` when the target has
+        no log density).
+      trace: per-step auxiliary values reported by the objective (e.g.
+        ``"ess"`` for self-normalized forward KL), NumPy arrays.
+      batch_size: number of fits run together, ``None`` for a single fit.
+      wall_time: seconds spent in the loop in this call (first calls include
+        compilation).
+    """
+
+    distribution: Any
+    params: Any
+    losses: np.ndarray
+    opt_state: Any
+    key: Any
+    num_steps: int
+    objective: Any
+    optimizer: Any
+    diagnostics: ISDiagnostics
+    trace: dict
+    batch_size: Optional[int] = None
+    wall_time: float = float("nan")
+
+    # ---------------------------------------------------------------- summaries
+    @property
+    def khat(self):
+        """PSIS k-hat of the fitted ``q`` (see :class:`ISDiagnostics`)."""
+        return self.diagnostics.khat
+
+    @property
+    def ess(self):
+        """Importance-sampling effective sample size of the fitted ``q``."""
+        return self.diagnostics.ess
+
+    @property
+    def final_loss(self):
+        """Mean loss over the last 10% of steps (at least one): less noisy than the last loss."""
+        n = self.losses.shape[-1]
+        tail = self.losses[..., n - max(1, n // 10):]
+        return np.mean(tail, axis=-1)
+
+    @property
+    def best_index(self) -> int:
+        """Batch member with the lowest :attr:`final_loss` (batched fits only)."""
+        self._require_batch("best_index")
+        fl = np.where(np.isfinite(self.final_loss), self.final_loss, np.inf)
+        return int(np.argmin(fl))
+
+    @property
+    def best(self) -> "FitResult":
+        """The member with the lowest :attr:`final_loss`, as a single ``FitResult``."""
+        return self[self.best_index]
+
+    def _require_batch(self, what):
+        if self.batch_size is None:
+            raise TypeError(f"FitResult.{what} needs a batched fit (a batch of keys, q0s or targets)")
+
+    def __len__(self):
+        self._require_batch("__len__")
+        return self.batch_size
+
+    def __getitem__(self, i) -> "FitResult":
+        self._require_batch("__getitem__")
+        i = int(i)
+        if not -self.batch_size <= i < self.batch_size:
+            raise IndexError(f"FitResult index {i} out of range for a batch of {self.batch_size}")
+        take = lambda t: jax.tree_util.tree_map(lambda x: x[i], t)  # noqa: E731
+        return dataclasses.replace(
+            self,
+            distribution=take(self.distribution),
+            params=take(self.params),
+            losses=self.losses[i],
+            opt_state=_OptLeaves(x[i] for x in self.opt_state)
+            if isinstance(self.opt_state, _OptLeaves) else take(self.opt_state),
+            key=self.key[i],
+            diagnostics=self.diagnostics[i],
+            trace={k: v[i] for k, v in self.trace.items()},
+            batch_size=None,
+        )
+
+    def __repr__(self):
+        batch = f", batch_size={self.batch_size}" if self.batch_size is not None else ""
+        name = "?" if self.objective is None else (
+            getattr(self.objective, "__name__", None) or type(self.objective).__name__
+        )
+        return (
+            f"FitResult({type(self.distribution).__name__}, num_steps={self.num_steps}{batch}, "
+            f"objective={name}, final_loss={np.round(self.final_loss, 6)}, "
+            f"khat={np.round(self.khat, 3)}, ess={np.round(self.ess, 1)})"
+        )
+
+    # ---------------------------------------------------------------- continuation
+    def resolve_optimizer(self, optimizer):
+        """The optimizer for continuing: the given one, else this result's."""
+        if optimizer is not None:
+            return resolve_optimizer(optimizer)
+        if self.optimizer is None:
+            raise ValueError(
+                "fit: this FitResult was loaded from a file and used a custom optimizer, which "
+                "cannot be stored; pass optimizer= (the same one) to continue"
+            )
+        return self.optimizer
+
+    def restore_opt_state(self, optimizer):
+        """This result's optimizer state, checked against ``optimizer``'s structure."""
+        init = optimizer.init if self.batch_size is None else jax.vmap(optimizer.init)
+        with jax.numpy_dtype_promotion("standard"):
+            want = jax.eval_shape(init, self.params)
+        want_leaves, treedef = jax.tree_util.tree_flatten(want)
+        have = list(self.opt_state) if isinstance(self.opt_state, _OptLeaves) \
+            else jax.tree_util.tree_leaves(self.opt_state)
+        same = len(have) == len(want_leaves) and all(
+            tuple(np.shape(h)) == tuple(w.shape) for h, w in zip(have, want_leaves)
+        )
+        if not isinstance(self.opt_state, _OptLeaves):
+            same = same and jax.tree_util.tree_structure(self.opt_state) == treedef
+        if not same:
+            raise ValueError(
+                "fit: the optimizer's state does not match this FitResult's (a different optax "
+                "chain?). Continue with the same optimizer, or restart the optimizer with "
+                "fit(result.distribution, ...)."
+            )
+        return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(h) for h in have])
+
+    # ---------------------------------------------------------------- files
+    def save(self, path) -> None:
+        """Writes the result to ``path`` (a ``.npz`` archive with JSON metadata; no pickle).
+
+        Everything round-trips exactly (arrays bit for bit) except the
+        optimizer and a user-function objective, which are code: the default
+        Adam and the built-in objectives are recorded by value; otherwise
+        pass ``optimizer=`` / ``objective=`` again to continue a loaded fit.
+        """
+        arrays: dict = {}
+        try:
+            opt_state = _encode(self.opt_state, arrays)
+        except _Unencodable:
+            opt_state = {"leaves": [_encode(x, arrays) for x in jax.tree_util.tree_leaves(self.opt_state)]}
+        if isinstance(self.opt_state, _OptLeaves):
+            opt_state = {"leaves": [_encode(x, arrays) for x in self.opt_state]}
+        try:
+            distribution = _encode(self.distribution, arrays)
+            params = _encode(self.params, arrays)
+        except _Unencodable as err:
+            raise TypeError(f"FitResult.save: the distribution holds a value that cannot be stored ({err})") from None
+        arrays["losses"] = np.asarray(self.losses)
+        for k, v in self.trace.items():
+            arrays[f"trace/{k}"] = np.asarray(v)
+        d = self.diagnostics
+        meta = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "num_steps": int(self.num_steps),
+            "batch_size": self.batch_size,
+            "wall_time": float(self.wall_time),
+            "distribution": distribution,
+            "params": params,
+            "opt_state": opt_state,
+            "key": _encode(self.key, arrays),
+            "objective": _describe_objective(self.objective),
+            "optimizer": _describe_optimizer(self.optimizer),
+            "diagnostics": _encode({"khat": d.khat, "ess": d.ess, "num_samples": d.num_samples}, arrays),
+            "trace": sorted(self.trace),
+        }
+        arrays[_META] = np.array(json.dumps(meta))
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path, *, families: Optional[dict] = None) -> "FitResult":
+        """Reads a result written by :meth:`save`.
+
+        Args:
+          path: the file.
+          families: optional ``{"ClassName": cls}`` for user-defined
+            distribution classes that are not importable by module path.
+
+        Raises:
+          ValueError: not a vikl FitResult file, a newer format version, or a
+            class the file names is not available.
+        """
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        if _META not in arrays:
+            raise ValueError(f"FitResult.load: {path} is not a vikl FitResult file (no metadata entry)")
+        try:
+            meta = json.loads(str(arrays[_META]))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"FitResult.load: {path} has unreadable metadata ({err})") from None
+        fmt, version = meta.get("format"), meta.get("version")
+        if fmt != FORMAT:
+            raise ValueError(f"FitResult.load: {path} has format {fmt!r}; expected {FORMAT!r}")
+        if not isinstance(version, int) or version < 1:
+            raise ValueError(f"FitResult.load: {path} has an unknown format version {version!r}")
+        if version > FORMAT_VERSION:
+            raise ValueError(
+                f"FitResult.load: {path} was written in format version {version}, newer than this "
+                f"vikl reads (<= {FORMAT_VERSION}); upgrade vikl to load it"
+            )
+        dec = lambda node: _decode(node, arrays, families)  # noqa: E731
+        opt_node = meta["opt_state"]
+        if isinstance(opt_node, dict) and set(opt_node) == {"leaves"}:
+            opt_state = _OptLeaves(dec(v) for v in opt_node["leaves"])
+        else:
+            opt_state = dec(opt_node)
+        diag = dec(meta["diagnostics"])
+        opt_desc = meta["optimizer"]
+        return cls(
+            distribution=dec(meta["distribution"]),
+            params=dec(meta["params"]),
+            losses=arrays["losses"],
+            opt_state=opt_state,
+            key=dec(meta["key"]),
+            num_steps=meta["num_steps"],
+            objective=_objective_from(meta["objective"]),
+            optimizer=default_optimizer(opt_desc["adam"]) if "adam" in opt_desc else None,
+            diagnostics=ISDiagnostics(diag["khat"], diag["ess"], diag["num_samples"]),
+            trace={k: arrays[f"trace/{k}"] for k in meta["trace"]},
+            batch_size=meta["batch_size"],
+            wall_time=meta["wall_time"],
+        )
+
+
+def _describe_objective(objective):
+    from vikl import objectives
+
+    if isinstance(objective, objectives.Objective) and type(objective).__module__ == objectives.__name__:
+        return {"class": type(objective).__name__, "fields": dataclasses.asdict(objective)}
+    return {"function": getattr(objective, "__qualname__", type(objective).__qualname__)}
+
+
+def _objective_from(desc):
+    from vikl import objectives
+
+    if "class" in desc:
+        cls = getattr(objectives, desc["class"], None)
+        if isinstance(cls, type) and issubclass(cls, objectives.Objective):
+            return cls(**desc["fields"])
+    return None

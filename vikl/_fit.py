@@ -219,6 +219,20 @@ def _finish(spec, num, params, q_dyn, target_dyn, key, step):
     return _vmap_if(spec, fn, axes)(params, q_dyn, target_dyn, key, step)
 
 
+def _diagnostics(spec, num, params, q_dyn, target_dyn, key, end, batched):
+    """PSIS k-hat and ESS of ``num`` draws from the fitted q (NaN when unavailable)."""
+    if not num:
+        return ISDiagnostics.unavailable()
+    try:
+        _, logw = _finish(spec, num, params, q_dyn, target_dyn, key, end)
+    except NotImplementedError:  # the target's log_prob or q's sample is missing
+        return ISDiagnostics.unavailable()
+    logw = np.asarray(logw)
+    if batched:
+        return ISDiagnostics.stack([ISDiagnostics.from_log_weights(lw) for lw in logw])
+    return ISDiagnostics.from_log_weights(logw)
+
+
 # ----------------------------------------------------------------------------- helpers
 def _is_key_batch(key) -> bool:
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
@@ -252,7 +266,7 @@ def _capacity(num_steps: int) -> int:
 
 
 class _Chunker:
-    """Chunk lengths: two probe chunks, then chunks of about ``seconds`` each.
+    """Chunk lengths: a probe chunk, then chunks of about ``seconds`` each.
 
     Results do not depend on where chunks end; only the host's work between
     chunks (progress, NaN check) does.
@@ -261,15 +275,15 @@ class _Chunker:
     def __init__(self, num_steps, cap, fixed, seconds):
         self.cap, self.fixed, self.seconds = cap, fixed, seconds
         self.next = fixed or max(1, min(cap, num_steps // 16))
-        self.count = 0
 
     def take(self, remaining):
         return min(self.next, remaining, self.cap)
 
     def update(self, steps, seconds):
-        self.count += 1
-        if self.fixed or self.count < 2:  # the first chunk may include compilation
+        if self.fixed:
             return
+        # The first chunk may include compilation: its rate is then too low and the
+        # second chunk short; later chunks correct it.
         rate = steps / max(seconds, 1e-9)
         self.next = int(min(self.cap, max(1, rate * self.seconds)))
 
@@ -352,7 +366,8 @@ def fit(
         0.25 s with the bar on, 2 s off). Chunking never changes the results.
       num_diagnostic_samples: draws from the fitted ``q`` for the PSIS k-hat
         and importance-sampling ESS (0 turns them off; needs the target's
-        log density).
+        log density). They are computed when ``result.diagnostics`` (or
+        ``khat``/``ess``) is first read.
 
     Returns:
       A :class:`FitResult` with ``distribution``, ``params`` (unconstrained),
@@ -489,20 +504,13 @@ def fit(
             bar.close()
     elapsed = time.perf_counter() - t0
 
-    # ---- fitted distribution and diagnostics (one compiled program)
-    num_diag = num_diagnostic_samples if _has_log_prob(target_one) else 0
+    # ---- the fitted distribution; diagnostics are computed when first asked for
     end = np.int32(step0 + num_steps)
-    try:
-        distribution, logw = _finish(spec, num_diag, params, q_dyn, target_dyn, key, end)
-    except NotImplementedError:  # the target's log_prob or q's sample is missing
-        distribution, logw = _finish(spec, 0, params, q_dyn, target_dyn, key, end)
-    diagnostics = ISDiagnostics.unavailable()
-    if logw is not None:
-        logw = np.asarray(logw)
-        diagnostics = (
-            ISDiagnostics.stack([ISDiagnostics.from_log_weights(lw) for lw in logw]) if batched
-            else ISDiagnostics.from_log_weights(logw)
-        )
+    distribution, _ = _finish(spec, 0, params, q_dyn, target_dyn, key, end)
+    num_diag = num_diagnostic_samples if _has_log_prob(target_one) else 0
+    diagnostics = functools.partial(
+        _diagnostics, spec, num_diag, params, q_dyn, target_dyn, key, end, batched
+    )
 
     losses = np.concatenate(loss_chunks, axis=-1)
     axis = 1 if batched else 0
@@ -523,7 +531,7 @@ def fit(
         num_steps=step0 + num_steps,
         objective=objective,
         optimizer=optimizer,
-        diagnostics=diagnostics,
+        _diagnostics=diagnostics,
         trace=trace,
         batch_size=batch,
         wall_time=elapsed,

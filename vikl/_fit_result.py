@@ -222,7 +222,9 @@ class FitResult:
         and not the default Adam).
       diagnostics: :class:`ISDiagnostics` (PSIS ``khat``, importance ``ess``)
         of the final ``q`` against the target (``nan`` when the target has
-        no log density).
+        no log density); computed on first access (``khat``, ``ess``,
+        ``repr`` and ``save`` access it), so a fit that never asks pays
+        nothing for them.
       trace: per-step auxiliary values reported by the objective (e.g.
         ``"ess"`` for self-normalized forward KL), NumPy arrays.
       batch_size: number of fits run together, ``None`` for a single fit.
@@ -238,12 +240,21 @@ class FitResult:
     num_steps: int
     objective: Any
     optimizer: Any
-    diagnostics: ISDiagnostics
+    _diagnostics: Any  # ISDiagnostics, or a zero-argument function computing it (lazy)
     trace: dict
     batch_size: Optional[int] = None
     wall_time: float = float("nan")
 
     # ---------------------------------------------------------------- summaries
+    @property
+    def diagnostics(self) -> ISDiagnostics:
+        """:class:`ISDiagnostics` of the fitted ``q`` (computed on first access, then kept)."""
+        d = self._diagnostics
+        if callable(d):
+            d = d()
+            object.__setattr__(self, "_diagnostics", d)
+        return d
+
     @property
     def khat(self):
         """PSIS k-hat of the fitted ``q`` (see :class:`ISDiagnostics`)."""
@@ -295,7 +306,7 @@ class FitResult:
             opt_state=_OptLeaves(x[i] for x in self.opt_state)
             if isinstance(self.opt_state, _OptLeaves) else take(self.opt_state),
             key=self.key[i],
-            diagnostics=self.diagnostics[i],
+            _diagnostics=self.diagnostics[i],
             trace={k: v[i] for k, v in self.trace.items()},
             batch_size=None,
         )
@@ -436,7 +447,7 @@ class FitResult:
             num_steps=meta["num_steps"],
             objective=_objective_from(meta["objective"]),
             optimizer=default_optimizer(opt_desc["adam"]) if "adam" in opt_desc else None,
-            diagnostics=ISDiagnostics(diag["khat"], diag["ess"], diag["num_samples"]),
+            _diagnostics=ISDiagnostics(diag["khat"], diag["ess"], diag["num_samples"]),
             trace={k: arrays[f"trace/{k}"] for k in meta["trace"]},
             batch_size=meta["batch_size"],
             wall_time=meta["wall_time"],

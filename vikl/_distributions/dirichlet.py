@@ -36,8 +36,8 @@ class Dirichlet(Distribution):
 
     Example:
       >>> import jax.numpy as jnp, vikl
-      >>> float(vikl.Dirichlet(jnp.ones(3)).entropy())  # log(1/2): uniform on the 2-simplex
-      -0.693147...
+      >>> float(vikl.Dirichlet(jnp.ones(3)).entropy())  # log(1/2) = -0.6931472: uniform on the 2-simplex (float32: JAX gammaln(1) = 4.8e-7)
+      -0.69314...
     """
 
     concentration: jax.Array = param(constraints.positive_vector)

@@ -121,7 +121,7 @@ def pure_jax(log_p, d, steps, full, stl):
     return lambda: final(run(jax.random.PRNGKey(0)))
 
 
-def vikl_fit(log_p, d, steps, full, stl, progress):
+def vikl_fit(log_p, d, steps, full, stl, progress, diagnostics=False):
     q0 = (vikl.MultivariateNormal(jnp.zeros(d), scale_tril=jnp.eye(d)) if full
           else vikl.MultivariateNormalDiag(jnp.zeros(d), jnp.ones(d)))
     obj = objectives.ReverseKL(num_samples=NUM_SAMPLES, gradient="stl" if stl else "reparam")
@@ -130,6 +130,8 @@ def vikl_fit(log_p, d, steps, full, stl, progress):
     def run():
         res = fit(q0, log_p, objective=obj, optimizer=opt, num_steps=steps, key=jax.random.PRNGKey(0),
                   progress=progress)
+        if diagnostics:  # computed lazily: only when asked for
+            res.khat
         q = res.distribution
         return q.loc, (q.scale_tril if full else jnp.diag(q.scale_diag))
 
@@ -233,6 +235,8 @@ def peers(log_p, d, steps, full, skip_numpyro_run):
         ("hand-written jit(scan)", "STL", lambda: pure_jax(log_p, d, steps, full, stl=True)),
         ("vikl.fit, progress on", "reparam", lambda: vikl_fit(log_p, d, steps, full, False, True)),
         ("vikl.fit, progress off", "reparam", lambda: vikl_fit(log_p, d, steps, full, False, False)),
+        ("vikl.fit + res.khat (PSIS, 2000 draws)", "reparam",
+         lambda: vikl_fit(log_p, d, steps, full, False, True, diagnostics=True)),
         ("vikl.fit, progress on", "STL", lambda: vikl_fit(log_p, d, steps, full, True, True)),
         ("vikl.fit, progress off", "STL", lambda: vikl_fit(log_p, d, steps, full, True, False)),
         ("BlackJAX jit(scan)", "STL", lambda: blackjax_vi(log_p, d, steps, full, scan=True)),

@@ -78,13 +78,11 @@ def test_second_fit_does_not_recompile():
     assert len(traces) == first
 
 
-def test_continuation_and_chunking_reproduce_one_run():
+def test_continuation_reproduces_one_run():
     one = fit(Q0, log_p, num_steps=200, key=KEY, progress=False)
     half = fit(Q0, log_p, num_steps=120, key=KEY, progress=False)
     two = fit(half, log_p, num_steps=80, progress=False)
     assert two.num_steps == 200 and _results_equal(one, two)
-    chunked = fit(Q0, log_p, num_steps=200, key=KEY, progress=False, chunk_size=7)
-    assert _results_equal(one, chunked)
 
 
 def test_divergence_raises_with_step_and_last_finite_loss():
@@ -209,13 +207,11 @@ def test_custom_family_fits_and_saves(tmp_path):
     assert isinstance(FitResult.load(tmp_path / "c.npz").distribution, Logistic)
 
 
-@pytest.mark.parametrize("kind", ["vikl", "numpyro", "callable"])
+@pytest.mark.parametrize("kind", ["numpyro", "callable"])  # vikl targets: everywhere else
 def test_targets(kind):
     if kind == "numpyro":
         dist = pytest.importorskip("numpyro.distributions")
         target = dist.Normal(3.0, 2.0)  # used as is: sample(key, shape) / log_prob
-    elif kind == "vikl":
-        target = vikl.Normal(jnp.float32(3.0), jnp.float32(2.0))
     else:
         target = log_p
     res = fit(Q0, target, objective=O.ReverseKL(gradient="stl"), optimizer=SCHED, num_steps=1500,

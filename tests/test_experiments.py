@@ -18,6 +18,10 @@ import pytest
 
 from experiments import EXPERIMENTS
 
+# One xdist worker runs this whole file (``--dist loadgroup``), so each experiment
+# runs once per session, not once per worker.
+pytestmark = pytest.mark.xdist_group("experiments")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LN2 = math.log(2.0)
 

@@ -95,3 +95,31 @@ def test_entropy_grad_is_finite(name):
     g = jax.grad(lambda dd: jnp.sum(dd.entropy()))(d)
     for leaf in jax.tree_util.tree_leaves(g):
         assert np.isfinite(np.asarray(leaf)).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sample_and_log_prob_agrees_with_sample_then_log_prob(name, key):
+    d = _make(name)
+    x, lp = d.sample_and_log_prob(key, (6,))
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(d.sample(key, (6,))))
+    np.testing.assert_allclose(np.asarray(lp), np.asarray(d.log_prob(x)), rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_stopped_log_prob_has_the_sticking_the_landing_gradient(name, key):
+    """The family's shortcut for ``log q(x)`` with q's parameters held fixed (used by
+    ReverseKL(gradient="stl")) has the value and the gradient of the direct route,
+    ``stop_gradient(q).log_prob(q.sample(key))``."""
+    d = _make(name)
+    if not getattr(type(d), "reparameterized", True):
+        pytest.skip(f"{name}: not reparameterized")
+
+    def shortcut(dd):
+        return jnp.sum(dd._sample_and_stopped_log_prob(key, (6,))[1])
+
+    def direct(dd):
+        return jnp.sum(jax.lax.stop_gradient(dd).log_prob(dd.sample(key, (6,))))
+
+    np.testing.assert_allclose(float(shortcut(d)), float(direct(d)), rtol=2e-5, atol=2e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(jax.grad(shortcut)(d)), jax.tree_util.tree_leaves(jax.grad(direct)(d))):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)

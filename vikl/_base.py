@@ -282,9 +282,26 @@ class Distribution:
         raise NotImplementedError(f"{type(self).__name__} does not implement log_prob")
 
     def sample_and_log_prob(self, key: jax.Array, sample_shape=()):
-        """Returns ``(x, log_prob(x))`` for ``x = sample(key, sample_shape)``."""
+        """Returns ``(x, log_prob(x))`` for ``x = sample(key, sample_shape)``.
+
+        The same draws as :meth:`sample` with the same key. Families override it
+        when the log density is cheaper from the noise that made ``x`` (a
+        Gaussian: no triangular solve; a flow: no inverse pass). For a
+        reparameterized family the gradient of ``log_prob(x)`` with respect to
+        the parameters is the total derivative through ``x`` as well.
+        """
         x = self.sample(key, sample_shape)
         return x, self.log_prob(x)
+
+    def _sample_and_stopped_log_prob(self, key: jax.Array, sample_shape=()):
+        """``(x, s)``: the draws of :meth:`sample` and ``log q(x)`` with q's parameters
+        held fixed, so the gradient of ``s`` reaches the parameters only through
+        ``x`` (the sticking-the-landing term of Roeder et al. 2017).
+
+        Families with a cheap score ``d log q / dx`` at their own draws override it.
+        """
+        x = self.sample(key, sample_shape)
+        return x, jax.lax.stop_gradient(self).log_prob(x)
 
     def prob(self, x) -> jax.Array:
         """Density (or mass) at ``x``: ``exp(log_prob(x))``."""

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from vikl._base import Distribution
 from vikl._math import x_minus_log1p
 
 __all__ = ["Estimate", "estimate_kl"]
@@ -44,14 +45,20 @@ def _terms(estimator, log_p, log_q):
 
 def _chunk_stats(p, q, key, n, estimator):
     """(mean, M2) of the estimator's terms over ``n`` fresh samples of p."""
-    x = p.sample(key, (n,))
+    # log p from the noise where the family can (a Gaussian: no triangular solve).
+    if isinstance(p, Distribution):
+        x, log_p = p.sample_and_log_prob(key, (n,))
+    else:
+        x = p.sample(key, (n,))
+        log_p = p.log_prob(x)
     # Give p's samples leading unit axes so they broadcast against q's batch.
     p_batch = tuple(getattr(p, "batch_shape", ()))
     q_batch = tuple(getattr(q, "batch_shape", ()))
     extra = len(q_batch) - len(p_batch)
     if extra > 0:
         x = x.reshape((n,) + (1,) * extra + x.shape[1:])
-    t = _terms(estimator, p.log_prob(x), q.log_prob(x))
+        log_p = log_p.reshape((n,) + (1,) * extra + log_p.shape[1:])
+    t = _terms(estimator, log_p, q.log_prob(x))
     mean = jnp.mean(t, axis=0)
     m2 = jnp.sum(jnp.square(t - mean), axis=0)
     return mean, m2

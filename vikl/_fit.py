@@ -207,8 +207,8 @@ def _finish_single(spec, num, params, q_dyn, target_dyn, key, step):
     if not num:
         return q, None
     target = spec.target_static.rebuild(target_dyn)
-    x = q.sample(jax.random.fold_in(jax.random.split(key)[1], step), (num,))
-    return q, _objectives.target_log_prob(target, x) - _objectives.q_log_prob(q, x)
+    x, logq = _objectives.sample_and_log_prob(q, jax.random.fold_in(jax.random.split(key)[1], step), num)
+    return q, _objectives.target_log_prob(target, x) - logq
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))

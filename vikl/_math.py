@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["x_minus_log1p", "xlogy", "xlogx", "log_base", "reciprocal"]
+__all__ = ["x_minus_log1p", "xlogy", "xlogx", "log_base", "reciprocal", "with_score"]
 
 
 def reciprocal(x):
@@ -66,6 +66,19 @@ def x_minus_log1p(x, log1p_x=None):
     else:
         direct = x_big - jnp.where(small, 0.0, log1p_x)
     return jnp.where(small, series, direct)
+
+
+def with_score(x, log_q, score):
+    """``log_q`` in value, with gradient ``score . dx``: the stopped-parameter log density.
+
+    ``log_q`` and ``score = d log q / dx`` are taken as constants; the result's
+    gradient reaches whatever ``x`` depends on through ``score`` alone, which
+    is the sticking-the-landing term. ``x`` has ``log_q.ndim + event_ndims`` axes.
+    """
+    sg = jax.lax.stop_gradient
+    t = (x - sg(x)) * sg(score)
+    t = jnp.sum(t.reshape(log_q.shape + (-1,)), axis=-1) if t.ndim > log_q.ndim else t
+    return sg(log_q) + t
 
 
 def xlogy(x, y):

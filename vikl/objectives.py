@@ -49,6 +49,8 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
+from vikl._base import Distribution
+
 __all__ = [
     "Objective",
     "ReverseKL",
@@ -156,10 +158,25 @@ def _check_point_shape(q, x, what):
         )
 
 
+def sample_and_log_prob(q, key, n, stop_q=False):
+    """``n`` draws of q and ``log q`` at them, summed over q's batch axes -> ``(n,)``.
+
+    Uses the family's ``sample_and_log_prob`` (log q from the noise, e.g. no
+    triangular solve for a Gaussian). With ``stop_q`` the log density is taken
+    with q's parameters held fixed, so its gradient reaches them only through the
+    draws (sticking the landing).
+    """
+    if not isinstance(q, Distribution):  # e.g. a NumPyro distribution
+        x = q.sample(key, (n,))
+        return x, q_log_prob(_sg(q) if stop_q else q, x)
+    method = q._sample_and_stopped_log_prob if stop_q else q.sample_and_log_prob
+    x, logq = method(key, (n,))
+    return x, _flat_sum(logq, n)
+
+
 def _log_weights(q, target, key, num_samples, stop_q=False):
     """Reparameterized draws and ``log w = log p(x) - log q(x)``, shape ``(num_samples,)``."""
-    x = q.sample(key, (num_samples,))
-    logq = q_log_prob(_sg(q) if stop_q else q, x)
+    x, logq = sample_and_log_prob(q, key, num_samples, stop_q)
     return target_log_prob(target, x) - logq
 
 
@@ -263,11 +280,10 @@ class ReverseKL(Objective):
             return -jnp.mean(_log_weights(q, target, key, n, stop_q=True)), {}
         entropy = _entropy_or_none(q) if self.analytic_entropy else None
         if gradient == "reparam":
-            x = q.sample(key, (n,))
-            logp = target_log_prob(target, x)
             if entropy is not None:
-                return -jnp.mean(logp) - entropy, {}
-            return jnp.mean(q_log_prob(q, x) - logp), {}
+                x = q.sample(key, (n,))
+                return -jnp.mean(target_log_prob(target, x)) - entropy, {}
+            return -jnp.mean(_log_weights(q, target, key, n)), {}
         # Score function with a leave-one-out baseline.
         x = _sg(q.sample(key, (n,)))
         logq = q_log_prob(q, x)

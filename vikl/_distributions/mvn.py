@@ -18,6 +18,7 @@ from jax.scipy.linalg import solve_triangular
 from vikl import _base
 from vikl import _constraints as constraints
 from vikl._base import Distribution, is_concrete, param
+from vikl._math import with_score
 
 __all__ = ["MultivariateNormalDiag", "MultivariateNormal", "LowRankMultivariateNormal"]
 
@@ -28,10 +29,10 @@ real_matrix = constraints._Real(event_dim=2)
 real_matrix.name = "real_matrix"
 
 
-def _solve_lower(tril, v):
-    """``tril^{-1} v`` for ``v`` of shape ``(...,) + batch' + (n,)`` (batch' broadcasting with
-    ``tril``'s batch). Extra leading axes of ``v`` become right-hand-side columns of one batched
-    triangular solve, so ``tril`` is never copied per sample."""
+def _solve_lower(tril, v, trans=0):
+    """``tril^{-1} v`` (``tril^{-T} v`` with ``trans=1``) for ``v`` of shape ``(...,) + batch' + (n,)``
+    (batch' broadcasting with ``tril``'s batch). Extra leading axes of ``v`` become right-hand-side
+    columns of one batched triangular solve, so ``tril`` is never copied per sample."""
     n = tril.shape[-1]
     batch = tril.shape[:-2]
     full = tuple(jnp.broadcast_shapes(v.shape[:-1], batch))
@@ -41,10 +42,10 @@ def _solve_lower(tril, v):
     if tail != batch:
         tril = jnp.broadcast_to(tril, tail + (n, n))
     if k == 0:
-        return solve_triangular(tril, v[..., None], lower=True)[..., 0]
+        return solve_triangular(tril, v[..., None], lower=True, trans=trans)[..., 0]
     perm = tuple(range(k, k + nb + 1)) + tuple(range(k))
     cols = jnp.transpose(v, perm).reshape(tail + (n, math.prod(extra)))
-    z = solve_triangular(tril, cols, lower=True).reshape(tail + (n,) + extra)
+    z = solve_triangular(tril, cols, lower=True, trans=trans).reshape(tail + (n,) + extra)
     return jnp.transpose(z, tuple(range(nb + 1, nb + 1 + k)) + tuple(range(nb + 1)))
 
 
@@ -90,18 +91,32 @@ class MultivariateNormalDiag(Distribution):
     def event_shape(self):
         return tuple(self.loc.shape[-1:])
 
-    def sample(self, key, sample_shape=()):
+    def _sample_eps(self, key, sample_shape):
         eps = jax.random.normal(key, self._extended_shape(sample_shape), self.loc.dtype)
-        return self.loc + self.scale_diag * eps
+        return self.loc + self.scale_diag * eps, eps
 
-    def log_prob(self, x):
-        z = (x - self.loc) / self.scale_diag
+    def sample(self, key, sample_shape=()):
+        return self._sample_eps(key, sample_shape)[0]
+
+    def _log_prob_std(self, z):
+        """``log p`` at the point whose standardized coordinates are ``z``."""
         d = self.loc.shape[-1]
         return (
             -0.5 * jnp.sum(z * z, axis=-1)
             - jnp.sum(jnp.log(self.scale_diag), axis=-1)
             - 0.5 * d * _LOG_2PI
         )
+
+    def log_prob(self, x):
+        return self._log_prob_std((x - self.loc) / self.scale_diag)
+
+    def sample_and_log_prob(self, key, sample_shape=()):
+        x, eps = self._sample_eps(key, sample_shape)
+        return x, self._log_prob_std(eps)
+
+    def _sample_and_stopped_log_prob(self, key, sample_shape=()):
+        x, eps = self._sample_eps(key, sample_shape)
+        return x, with_score(x, self._log_prob_std(eps), -eps / self.scale_diag)
 
     def entropy(self):
         d = self.loc.shape[-1]
@@ -242,14 +257,32 @@ class MultivariateNormal(Distribution):
     def event_shape(self):
         return tuple(self.loc.shape[-1:])
 
-    def sample(self, key, sample_shape=()):
+    def _sample_eps(self, key, sample_shape):
         eps = jax.random.normal(key, self._extended_shape(sample_shape), self.loc.dtype)
-        return self.loc + jnp.matmul(self.scale_tril, eps[..., None])[..., 0]
+        if self.scale_tril.ndim == 2:  # one factor for every draw: a single matrix product
+            return self.loc + eps @ self.scale_tril.T, eps
+        return self.loc + jnp.matmul(self.scale_tril, eps[..., None])[..., 0], eps
 
-    def log_prob(self, x):
-        z = _solve_lower(self.scale_tril, x - self.loc)
+    def sample(self, key, sample_shape=()):
+        return self._sample_eps(key, sample_shape)[0]
+
+    def _log_prob_std(self, z):
+        """``log p`` at the point ``loc + scale_tril z``."""
         d = self.loc.shape[-1]
         return -0.5 * jnp.sum(z * z, axis=-1) - _log_diag_sum(self.scale_tril) - 0.5 * d * _LOG_2PI
+
+    def log_prob(self, x):
+        return self._log_prob_std(_solve_lower(self.scale_tril, x - self.loc))
+
+    def sample_and_log_prob(self, key, sample_shape=()):
+        x, eps = self._sample_eps(key, sample_shape)
+        return x, self._log_prob_std(eps)
+
+    def _sample_and_stopped_log_prob(self, key, sample_shape=()):
+        # score: d log q / dx = -Sigma^{-1} (x - loc) = -scale_tril^{-T} eps (one solve)
+        x, eps = self._sample_eps(key, sample_shape)
+        score = -_solve_lower(self.scale_tril, eps, trans=1)
+        return x, with_score(x, self._log_prob_std(eps), score)
 
     def entropy(self):
         d = self.loc.shape[-1]

@@ -7,9 +7,10 @@ the normalized log-likelihood ratio against a biased coin ``q = Bernoulli(0.8)``
 
 By the law of large numbers ``LLR_n -> E_p[log p(X) - log q(X)] = KL(p‖q)``
 (0.2231 nats here), with standard deviation ``sigma / sqrt(n)`` where ``sigma^2 =
-Var_p[log p(X) - log q(X)]``. The figure shows the mean over many independent
-sequences with 50% and 90% bands, next to ``KL(p‖q) ± sigma/sqrt(n)``; the JSON
-lists the same curves at logarithmically spaced n. This is why KL measures how
+Var_p[log p(X) - log q(X)]``. The figure shows, left, the mean over many
+independent sequences with their 50% and 90% bands next to ``KL(p‖q)`` and,
+right, their standard deviation next to ``sigma/sqrt(n)``; the JSON lists the
+same curves at logarithmically spaced n. This is why KL measures how
 fast a test tells p from q: the evidence for p grows by KL(p‖q) nats per flip.
 """
 

@@ -12,12 +12,13 @@ fitted with ``vikl.fit`` twice, from the same start N(0, 1):
   it settles on one mode with roughly that mode's spread. Its local optima
   are found here by quadrature and a deterministic optimizer, for reference.
 
-Figures: the target alone (``mode_seeking_target``), the two fits side by side
-over it (``mode_seeking``, the headline) and the loss curves
-(``mode_seeking_losses``). The JSON lists the fitted means and standard
-deviations next to the analytic forward-KL optimum and the quadrature
-reverse-KL optimum, and both KLs of each fit by quadrature and by
-``vikl.estimate_kl``.
+Figures: the headline ``mode_seeking`` -- (a) the target alone, then the
+forward-KL fit (b) and the reverse-KL fit (c) side by side over it, each with
+its reference optimum dashed -- the target alone at single-column size
+(``mode_seeking_target``) and the loss curves (``mode_seeking_losses``). The
+JSON lists the fitted means and standard deviations next to the analytic
+forward-KL optimum and the quadrature reverse-KL optimum, and both KLs of each
+fit by quadrature and by ``vikl.estimate_kl``.
 """
 
 from __future__ import annotations
@@ -165,12 +166,16 @@ def run(ctx: _common.Context) -> dict:
     vp.label_axes(ax, "x", "density p(x)", title="a two-mode target")
     ctx.savefig(fig, f"{NAME}_target")
 
-    # Figure 2 (headline): the two fits side by side over the target.
-    fig, axes = vp.subplots(1, 2, width=7.6, height=2.9, sharey=True)
+    # Figure 2 (headline): the target alone, then the two fits side by side over it.
+    fig, axes = vp.subplots(1, 3, width=10.8, height=2.9, sharey=True)
+    vp.density_1d(axes[0], target, X_RANGE, label="target p", color=vp.COLORS["target"], fill=True)
+    axes[0].set_title("(a) target p\n0.35 N(−2, 0.6²) + 0.65 N(2, 0.8²)", fontsize=10)
+    axes[0].set_xlabel("x")
+    axes[0].legend(loc="upper left", fontsize=7.5)
     panels = (
-        (axes[0], fwd, "forward", "forward KL(p‖q)",
+        (axes[1], fwd, "forward", "(b) forward KL(p‖q)",
          "mass-covering: q > 0 wherever p > 0", (mean, std), "moment matching (analytic)"),
-        (axes[1], rev, "reverse", "reverse KL(q‖p)",
+        (axes[2], rev, "reverse", "(c) reverse KL(q‖p)",
          "mode-seeking: q ≈ 0 wherever p ≈ 0", (opt_loc, opt_scale), "local optimum (quadrature)"),
     )
     for ax, q, color, title, subtitle, ref, ref_label in panels:

@@ -29,6 +29,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import matplotlib as mpl
 import numpy as np
 import optax
 
@@ -260,7 +261,7 @@ def run(ctx: _common.Context) -> dict:
     # Figure 3: latent map (posterior means of test digits) and decoded grid.
     loc = np.asarray(encode(params["analytic"], xt).loc)
     fig, (a1, a2) = vp.subplots(1, 2, width=8.4, height=4.0)
-    cmap = __import__("matplotlib").colormaps["tab10"]
+    cmap = mpl.colormaps["tab10"]
     for d in range(10):
         m = y_test == d
         a1.scatter(loc[m, 0], loc[m, 1], s=9, color=cmap(d), label=str(d))

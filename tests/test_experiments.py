@@ -53,6 +53,39 @@ def _gauss_kl(m1, s1, m2, s2):
                   + np.log(np.linalg.det(s2) / np.linalg.det(s1)))
 
 
+def _mixture_pdf(x, weights=(0.35, 0.65), locs=(-2.0, 2.0), scales=(0.6, 0.8)):
+    """Density of the 1-D two-mode target of mode_seeking / alpha_sweep (SciPy)."""
+    from scipy import stats
+
+    return sum(w * stats.norm.pdf(x, m, s) for w, m, s in zip(weights, locs, scales))
+
+
+def _renyi_quad(alpha, loc, scale):
+    """D_alpha(q||p) in nats for q = N(loc, scale^2) and the mixture, by scipy.integrate.quad
+    (alpha = 1: reverse KL(q||p))."""
+    from scipy import integrate, stats
+
+    q = stats.norm(loc, scale)
+    points = sorted({-2.0, 2.0, float(loc)})
+    if alpha == 1.0:
+        def f(x):
+            return q.pdf(x) * (q.logpdf(x) - math.log(max(_mixture_pdf(x), 1e-300)))
+        return integrate.quad(f, -30, 30, points=points, limit=500)[0]
+
+    def g(x):
+        return math.exp(alpha * q.logpdf(x) + (1 - alpha) * math.log(max(_mixture_pdf(x), 1e-300)))
+    return math.log(integrate.quad(g, -30, 30, points=points, limit=500)[0]) / (alpha - 1)
+
+
+def _is_local_minimum(objective, loc, scale, step=0.02):
+    """True when moving (loc, log scale) by +-step in each coordinate does not lower objective."""
+    centre = objective(loc, scale)
+    for dl, ds in ((step, 0), (-step, 0), (0, step), (0, -step)):
+        if objective(loc + dl, scale * math.exp(ds)) < centre - 1e-9:
+            return False
+    return True
+
+
 # ------------------------------------------------------------------ command line
 def test_listing_names_every_experiment():
     out = subprocess.run([sys.executable, "-m", "experiments"], cwd=ROOT, capture_output=True,
@@ -119,13 +152,19 @@ def test_writes_figures_and_json(name, outputs):
 
 
 def test_same_seed_same_numbers(tmp_path, outputs):
-    from experiments import coin_llr
+    # A sampling experiment and one that fits with vikl.fit (optimizer, keys, compiled loop).
+    from experiments import coin_llr, mean_field
 
     first, _ = outputs("coin_llr")
     again = coin_llr.main(["--quick", "--no-progress", "--out", str(tmp_path / "a"), "--seed", "0"])
     other = coin_llr.main(["--quick", "--no-progress", "--out", str(tmp_path / "b"), "--seed", "1"])
     assert again == first
     assert other["curves"]["mean"] != first["curves"]["mean"]
+    first, out = outputs("mean_field")
+    again = mean_field.main(["--quick", "--no-progress", "--out", str(tmp_path / "c"), "--seed", "0"])
+    assert again == first
+    with open(os.path.join(out, "mean_field.png"), "rb") as fa, open(tmp_path / "c" / "mean_field.png", "rb") as fb:
+        assert fa.read() == fb.read()
 
 
 # ------------------------------------------------------------------ numbers
@@ -138,7 +177,7 @@ def test_mode_seeking_numbers(outputs):
     assert opt["loc"] == pytest.approx(mean, abs=1e-12)
     assert opt["scale"] == pytest.approx(std, rel=1e-12)
     fwd, rev = r["forward_kl_fit"], r["reverse_kl_fit"]
-    # Quick mode: 300 steps of 32 samples. Forward KL lands near moment matching...
+    # Quick mode: 500 steps of 32 samples. Forward KL lands near moment matching...
     assert fwd["loc"] == pytest.approx(mean, abs=0.25)
     assert fwd["scale"] == pytest.approx(std, rel=0.15)
     # ...reverse KL on one mode, with roughly that mode's spread.
@@ -149,6 +188,17 @@ def test_mode_seeking_numbers(outputs):
     # The quadrature optimum of reverse KL sits on that mode too (< its own component's KL).
     ref = r["reverse_kl_local_optimum"]
     assert abs(ref["loc"] - m[mode]) < 0.2 and ref["reverse_kl_nats"] < -math.log(w[mode]) + 1e-6
+    # The reference optimum is a local minimum of reverse KL by scipy.integrate.quad, and
+    # its KL and the fits' quadrature KLs agree with quad.
+    assert _is_local_minimum(lambda a, b: _renyi_quad(1.0, a, b), ref["loc"], ref["scale"])
+    assert ref["reverse_kl_nats"] == pytest.approx(_renyi_quad(1.0, ref["loc"], ref["scale"]), abs=1e-6)
+    assert rev["reverse_kl_nats"]["quadrature"] == pytest.approx(_renyi_quad(1.0, rev["loc"], rev["scale"]), abs=1e-6)
+    from scipy import integrate, stats
+
+    forward_quad = integrate.quad(
+        lambda x: _mixture_pdf(x) * (math.log(_mixture_pdf(x)) - stats.norm.logpdf(x, fwd["loc"], fwd["scale"])),
+        -15, 15, points=[-2.0, 2.0], limit=400)[0]
+    assert fwd["forward_kl_nats"]["quadrature"] == pytest.approx(forward_quad, abs=1e-6)
     # Monte-Carlo KLs of the fits agree with quadrature within 5 standard errors.
     for fit in (fwd, rev):
         for direction in ("forward_kl_nats", "reverse_kl_nats"):
@@ -167,6 +217,9 @@ def test_mean_field_numbers(outputs):
     rev_opt, fwd_opt = r["analytic_optima"]["reverse_kl"], r["analytic_optima"]["forward_kl"]
     np.testing.assert_allclose(rev_opt["scale"], [math.sqrt(1 - rho**2)] * 2, rtol=1e-12)
     np.testing.assert_allclose(fwd_opt["scale"], [1.0, 1.0], rtol=1e-12)
+    # At either optimum the minimized KL is -log(1 - rho^2) / 2 (log det ratio; trace term = d).
+    assert rev_opt["reverse_kl_nats"] == pytest.approx(-0.5 * math.log(1 - rho**2), rel=1e-5)
+    assert fwd_opt["forward_kl_nats"] == pytest.approx(-0.5 * math.log(1 - rho**2), rel=1e-5)
     for opt in (rev_opt, fwd_opt):
         q_cov = np.diag(np.square(opt["scale"]))
         assert opt["reverse_kl_nats"] == pytest.approx(_gauss_kl(mu, q_cov, mu, cov), rel=1e-4)
@@ -193,9 +246,14 @@ def test_mode_seeking_2d_numbers(outputs):
     np.testing.assert_allclose(r["targets"]["banana"]["analytic_moments"]["covariance"],
                                [[2.25, 0.0], [0.0, 0.25 + 2 * 0.25 * 1.5**4]], atol=1e-12)
     fits = mix["fits"]
-    # Reverse-KL Gaussian: most of its mass on one mode; forward-KL Gaussian: on all three.
-    assert max(fits["full_rank/reverse_kl"]["mode_shares"]) > 0.8
-    assert min(fits["full_rank/forward_kl"]["mode_shares"]) > 0.15
+    # Reverse-KL Gaussian: most of its mass on one mode; forward-KL Gaussian: on all three,
+    # near moment matching (quick mode: 150 steps).
+    rev, fwd = fits["full_rank/reverse_kl"], fits["full_rank/forward_kl"]
+    assert max(rev["mode_shares"]) > 0.8
+    assert min(np.linalg.norm(m - np.asarray(rev["loc"]), axis=1)) < 0.35
+    assert min(fwd["mode_shares"]) > 0.15
+    np.testing.assert_allclose(fwd["loc"], mean, atol=0.25)
+    np.testing.assert_allclose(np.diag(fwd["covariance"]), np.diag(cov), rtol=0.15)
     for entry in fits.values():
         for d in ("forward_kl_nats", "reverse_kl_nats"):
             assert math.isfinite(entry[d]["value"]) and entry[d]["value"] > -5 * entry[d]["stderr"]
@@ -215,6 +273,16 @@ def test_alpha_sweep_numbers(outputs):
     std = r["alpha_to_zero_limit"]["scale"]
     assert ref[0] > std > ref[-1]
     assert rows[-1]["fit_scale"] == pytest.approx(rows[-1]["reference_scale"], rel=0.3)
+    assert rows[0]["fit_scale"] == pytest.approx(rows[0]["reference_scale"], rel=0.1)
+    # The references against scipy.integrate.quad: the divergence they report, and a local
+    # minimum of |D_alpha(q||p)| (D_alpha < 0 for alpha < 0: minimize D_(1-alpha)(p||q)).
+    for row in rows:
+        alpha = row["alpha"]
+        d = _renyi_quad(alpha, row["reference_loc"], row["reference_scale"])
+        assert row["renyi_divergence_of_reference_nats"] == pytest.approx(d, rel=1e-5, abs=1e-7)
+        assert (d < 0) == (alpha < 0)
+        assert _is_local_minimum(lambda a, b: abs(_renyi_quad(alpha, a, b)),
+                                 row["reference_loc"], row["reference_scale"])
 
 
 def test_distance_vs_divergence_numbers(outputs):

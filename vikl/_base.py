@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vikl import _constraints as constraints
+from vikl._math import with_score
 
 __all__ = ["Distribution", "param", "static", "validation", "is_concrete"]
 
@@ -115,6 +116,28 @@ def _to_float_array(cls_name: str, name: str, value, constraint) -> jax.Array:
         )
     # Python scalars and lists are converted to the default float dtype.
     return jnp.asarray(arr, dtype=_default_float())
+
+
+class _FromNoise:
+    """Mixin for a family whose draws are ``x = T(eps)`` of standard noise ``eps``.
+
+    The family defines ``_sample_eps(key, sample_shape) -> (x, eps)``,
+    ``_log_prob_std(eps)`` (``log p`` at ``T(eps)``, from the noise) and
+    ``_score(eps)`` (``d log p / dx`` at ``T(eps)``); the mixin turns them into
+    :meth:`sample`, :meth:`sample_and_log_prob` (no inverse of ``T``) and the
+    sticking-the-landing log density. List it before :class:`Distribution`.
+    """
+
+    def sample(self, key, sample_shape=()):
+        return self._sample_eps(key, sample_shape)[0]
+
+    def sample_and_log_prob(self, key, sample_shape=()):
+        x, eps = self._sample_eps(key, sample_shape)
+        return x, self._log_prob_std(eps)
+
+    def _sample_and_stopped_log_prob(self, key, sample_shape=()):
+        x, eps = self._sample_eps(key, sample_shape)
+        return x, with_score(x, self._log_prob_std(eps), self._score(eps))
 
 
 class Distribution:

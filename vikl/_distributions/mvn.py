@@ -17,8 +17,7 @@ from jax.scipy.linalg import solve_triangular
 
 from vikl import _base
 from vikl import _constraints as constraints
-from vikl._base import Distribution, is_concrete, param
-from vikl._math import with_score
+from vikl._base import Distribution, _FromNoise, is_concrete, param
 
 __all__ = ["MultivariateNormalDiag", "MultivariateNormal", "LowRankMultivariateNormal"]
 
@@ -68,7 +67,7 @@ def _check_size(name, loc, arg, value, axis, expected):
         )
 
 
-class MultivariateNormalDiag(Distribution):
+class MultivariateNormalDiag(_FromNoise, Distribution):
     """Multivariate Normal with diagonal covariance ``diag(scale_diag^2)``.
 
     ``log p(x) = -1/2 sum_i ((x_i - loc_i) / scale_diag_i)^2 - sum_i log scale_diag_i
@@ -95,9 +94,6 @@ class MultivariateNormalDiag(Distribution):
         eps = jax.random.normal(key, self._extended_shape(sample_shape), self.loc.dtype)
         return self.loc + self.scale_diag * eps, eps
 
-    def sample(self, key, sample_shape=()):
-        return self._sample_eps(key, sample_shape)[0]
-
     def _log_prob_std(self, z):
         """``log p`` at the point whose standardized coordinates are ``z``."""
         d = self.loc.shape[-1]
@@ -110,13 +106,8 @@ class MultivariateNormalDiag(Distribution):
     def log_prob(self, x):
         return self._log_prob_std((x - self.loc) / self.scale_diag)
 
-    def sample_and_log_prob(self, key, sample_shape=()):
-        x, eps = self._sample_eps(key, sample_shape)
-        return x, self._log_prob_std(eps)
-
-    def _sample_and_stopped_log_prob(self, key, sample_shape=()):
-        x, eps = self._sample_eps(key, sample_shape)
-        return x, with_score(x, self._log_prob_std(eps), -eps / self.scale_diag)
+    def _score(self, eps):
+        return -eps / self.scale_diag
 
     def entropy(self):
         d = self.loc.shape[-1]
@@ -162,7 +153,7 @@ def _precision_to_scale_tril(prec):
     return solve_triangular(ut, eye, lower=True)
 
 
-class MultivariateNormal(Distribution):
+class MultivariateNormal(_FromNoise, Distribution):
     """Multivariate Normal ``N(loc, L L^T)`` stored by its Cholesky factor ``L = scale_tril``.
 
     ``log p(x) = -1/2 |L^{-1}(x - loc)|^2 - sum_i log L_ii - d/2 log(2 pi)``.
@@ -263,9 +254,6 @@ class MultivariateNormal(Distribution):
             return self.loc + eps @ self.scale_tril.T, eps
         return self.loc + jnp.matmul(self.scale_tril, eps[..., None])[..., 0], eps
 
-    def sample(self, key, sample_shape=()):
-        return self._sample_eps(key, sample_shape)[0]
-
     def _log_prob_std(self, z):
         """``log p`` at the point ``loc + scale_tril z``."""
         d = self.loc.shape[-1]
@@ -274,15 +262,9 @@ class MultivariateNormal(Distribution):
     def log_prob(self, x):
         return self._log_prob_std(_solve_lower(self.scale_tril, x - self.loc))
 
-    def sample_and_log_prob(self, key, sample_shape=()):
-        x, eps = self._sample_eps(key, sample_shape)
-        return x, self._log_prob_std(eps)
-
-    def _sample_and_stopped_log_prob(self, key, sample_shape=()):
-        # score: d log q / dx = -Sigma^{-1} (x - loc) = -scale_tril^{-T} eps (one solve)
-        x, eps = self._sample_eps(key, sample_shape)
-        score = -_solve_lower(self.scale_tril, eps, trans=1)
-        return x, with_score(x, self._log_prob_std(eps), score)
+    def _score(self, eps):
+        # d log p / dx = -Sigma^{-1} (x - loc) = -scale_tril^{-T} eps: one triangular solve
+        return -_solve_lower(self.scale_tril, eps, trans=1)
 
     def entropy(self):
         d = self.loc.shape[-1]

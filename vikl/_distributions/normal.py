@@ -8,16 +8,16 @@ import jax
 import jax.numpy as jnp
 
 from vikl import _constraints as constraints
-from vikl._base import Distribution, param
+from vikl._base import Distribution, _FromNoise, param
 from vikl._kl import register_kl
-from vikl._math import reciprocal, with_score, x_minus_log1p
+from vikl._math import reciprocal, x_minus_log1p
 
 __all__ = ["Normal"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
-class Normal(Distribution):
+class Normal(_FromNoise, Distribution):
     """Normal (Gaussian) distribution with scalar events.
 
     ``p(x) = exp(-(x - loc)^2 / (2 scale^2)) / (scale sqrt(2 pi))``.
@@ -37,25 +37,19 @@ class Normal(Distribution):
     loc: jax.Array = param(constraints.real)
     scale: jax.Array = param(constraints.positive)
 
-    def sample(self, key, sample_shape=()):
-        return self._sample_eps(key, sample_shape)[0]
-
-    def log_prob(self, x):
-        z = (x - self.loc) / self.scale
-        return -0.5 * z * z - jnp.log(self.scale) - _HALF_LOG_2PI
-
     def _sample_eps(self, key, sample_shape):
         eps = jax.random.normal(key, self._extended_shape(sample_shape), self.loc.dtype)
         return self.loc + self.scale * eps, eps
 
-    def sample_and_log_prob(self, key, sample_shape=()):
-        x, eps = self._sample_eps(key, sample_shape)
-        return x, -0.5 * eps * eps - jnp.log(self.scale) - _HALF_LOG_2PI
+    def _log_prob_std(self, z):
+        """``log p`` at ``loc + scale z``."""
+        return -0.5 * z * z - jnp.log(self.scale) - _HALF_LOG_2PI
 
-    def _sample_and_stopped_log_prob(self, key, sample_shape=()):
-        x, eps = self._sample_eps(key, sample_shape)
-        log_q = -0.5 * eps * eps - jnp.log(self.scale) - _HALF_LOG_2PI
-        return x, with_score(x, log_q, -eps / self.scale)
+    def _score(self, eps):
+        return -eps / self.scale
+
+    def log_prob(self, x):
+        return self._log_prob_std((x - self.loc) / self.scale)
 
     def cdf(self, x):
         """``P(X <= x)``."""

@@ -11,3 +11,14 @@ def test_readme_examples_print_what_the_readme_says():
     result = doctest.testfile(str(README), module_relative=False, optionflags=flags, verbose=False)
     assert result.attempted > 10, "the README tour should have examples"
     assert result.failed == 0
+
+
+def test_readme_shows_every_experiment_figure_with_its_command():
+    from experiments.__main__ import README_FIGURES
+
+    text = README.read_text()
+    for name, pngs in README_FIGURES.items():
+        assert f"python -m experiments.{name}" in text, name
+        for png in pngs:
+            assert (README.parent / "docs" / "figures" / png).is_file(), png
+            assert f"docs/figures/{png}" in text, png

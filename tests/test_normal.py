@@ -51,11 +51,23 @@ def test_nearly_equal_normals_keep_float32_precision(delta):
     assert abs(got - float(exact)) <= 2e-6 * float(exact)
 
 
-@pytest.mark.parametrize("s1, s2", [(1e-4, 1.0), (1.0, 1e-4), (3.0, 2.9), (1e-20, 1.0)])
+@pytest.mark.parametrize("s1, s2", [(1e-4, 1.0), (1.0, 1e-4), (3.0, 2.9), (1e-20, 1.0), (1e19, 1.0)])
 def test_extreme_scale_ratios(s1, s2):
     got = float(vikl.kl_divergence(vikl.Normal(0.0, s1), vikl.Normal(0.5, s2)))
     exact = float(_mp_kl(0.0, np.float32(s1), 0.5, np.float32(s2)))
     assert abs(got - exact) <= 1e-5 * exact
+
+
+@pytest.mark.parametrize("x", [1e30, 3e38])
+def test_x_minus_log1p_huge_argument(x):
+    # Regression: in float32, 1 / (2 + x) flushes to zero above 8.5e37, which once
+    # sent huge x down the series branch and returned 0 instead of about x.
+    from vikl._math import x_minus_log1p
+
+    val, grad = jax.value_and_grad(x_minus_log1p)(jnp.float32(x))
+    exact = float(x - mpmath.log1p(mpmath.mpf(float(np.float32(x)))))
+    np.testing.assert_allclose(float(val), exact, rtol=1e-6)
+    assert np.isfinite(float(grad)) and abs(float(grad) - 1.0) < 1e-6
 
 
 def test_kl_against_torch(dtype):

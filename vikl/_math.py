@@ -46,20 +46,23 @@ def x_minus_log1p(x, log1p_x=None):
         direct branch, where ``1 + x`` itself may have lost digits (``x`` near -1).
 
     This is the kernel of every Gaussian KL here:
-    ``r - 1 - log r = x_minus_log1p(r - 1)``. Gradients are finite (double where).
+    ``r - 1 - log r = x_minus_log1p(r - 1)``. Gradients are finite wherever the value is.
     """
     x = jnp.asarray(x)
     s = x * reciprocal(2 + x)
-    small = jnp.abs(s) < (1.0 / 3.0)
-    s_safe = jnp.where(small, s, 0.0)
-    t = s_safe * s_safe
+    # |s| < 1/3 exactly when -1/2 < x < 1; tested on x itself because 1 / (2 + x)
+    # flushes to zero for x > 8.5e37 in float32, which would make s look small.
+    small = (x > -0.5) & (x < 1.0)
+    # No "safe" where around s and x: |s| <= 1 for every finite x > -1, so the
+    # unused series branch stays finite and its gradient is multiplied by an
+    # exact zero. Only x = inf (where the value is inf anyway) makes it NaN.
+    t = s * s
     n = _series_terms(x.dtype)
     poly = jnp.zeros_like(t) + 1.0 / (2 * n + 1)
     for k in range(n - 1, 0, -1):
         poly = poly * t + 1.0 / (2 * k + 1)
     # 2 t / (1 - s) = t (2 + x), since 1 - s = 2 / (2 + x).
-    x_safe = jnp.where(small, x, 0.0)
-    series = t * (2 + x_safe - 2 * s_safe * poly)
+    series = t * (2 + x - 2 * s * poly)
     x_big = jnp.where(small, 1.0, x)
     if log1p_x is None:
         direct = x_big - jnp.log1p(x_big)

@@ -13,10 +13,17 @@ import time  # noqa: E402
 from importlib import metadata  # noqa: E402
 
 REPEATS = 5
+WARMUP = 3
 
 
 def block(x):
-    """Waits for JAX arrays (and pytrees of them); passes anything else through."""
+    """Waits for JAX arrays (and pytrees of them) and for CUDA torch tensors; passes anything else through."""
+    dev = getattr(x, "device", None)
+    if getattr(dev, "type", None) == "cuda":  # a torch tensor on a GPU: wait for its stream
+        import torch
+
+        torch.cuda.synchronize(dev)
+        return x
     try:
         import jax
 
@@ -25,20 +32,37 @@ def block(x):
         return x
 
 
-def timed(fn, repeats: int = REPEATS):
+class Timing(tuple):
+    """``(first, median, out)`` as :func:`timed` returns it, plus ``best``, the fastest timed call."""
+
+    best: float
+
+
+def timed(fn, repeats: int = REPEATS, warmup: int = WARMUP):
     """(first-call seconds, median seconds of ``repeats`` further calls, last result).
 
-    The first call includes tracing and compilation for jitted functions.
+    The result is a :class:`Timing`; its ``best`` attribute is the fastest timed call,
+    which on a shared 2-core machine is the steadier number for millisecond kernels.
+
+    The first call includes tracing and compilation for jitted functions. It is
+    followed by ``warmup`` untimed calls, so that the row timed first does not
+    pay alone for first-touch page faults of fresh output buffers (on a 1e6
+    element kernel that was up to 2x of its time).
+    BENCH_PROBLEMS.md's protocol (median of 5 after one cold call) is otherwise kept.
     """
     t0 = time.perf_counter()
     out = block(fn())
     first = time.perf_counter() - t0
+    for _ in range(warmup):
+        out = block(fn())
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         out = block(fn())
         times.append(time.perf_counter() - t0)
-    return first, statistics.median(times), out
+    result = Timing((first, statistics.median(times), out))
+    result.best = min(times)
+    return result
 
 
 def cpu_model() -> str:
@@ -62,10 +86,17 @@ def _version(pkg):
 def machine_line() -> str:
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     pkgs = ", ".join(f"{p} {_version(p)}" for p in ("jax", "numpyro", "blackjax", "torch", "numpy", "scipy"))
+    try:
+        import jax
+
+        dev = jax.devices()[0]
+        jax_dev = f"JAX device {dev.platform}: {getattr(dev, 'device_kind', '?')}"
+    except Exception:  # pragma: no cover
+        jax_dev = "JAX device unknown"
     return (
         f"machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}; {pkgs}"
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}; {jax_dev}; {pkgs}"
     )
 
 

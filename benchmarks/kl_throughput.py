@@ -4,9 +4,11 @@ Problems K1 (a: Normal, b: full-covariance MVN, c: Categorical), K2 (Monte-Carlo
 KL of two 10-d MVNs) and the float32 ACCURACY probe of shared/BENCH_PROBLEMS.md,
 all in one process. Each timed call constructs the distributions from raw
 arrays and returns all KL values; timings are the median of 5 calls after one
-cold call (trace + compile + run for jitted code).
+cold call (trace + compile + run for jitted code) and 3 untimed warm-up calls.
+Each K1 problem is run ``--rounds`` times (default 3) and the table gives the
+median of the per-round medians and the fastest call of all rounds.
 
-Run:  python -m benchmarks.kl_throughput [--quick] [--out benchmarks/results/kl_throughput.md]
+Run:  python -m benchmarks.kl_throughput [--quick] [--rounds N] [--out benchmarks/results/kl_throughput.md]
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import sys
 from decimal import Decimal, getcontext
 
-from benchmarks._common import fmt, machine_line, markdown_table, timed
+from benchmarks._common import Timing, fmt, machine_line, markdown_table, timed
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -26,8 +28,18 @@ import numpy as np  # noqa: E402
 import vikl  # noqa: E402
 
 
+TORCH_DEVICE = "cpu"  # --torch-device; "cuda" for a GPU run
+
+
+def _host(x):
+    """A result as a NumPy array: torch tensors (possibly on a GPU) and JAX arrays alike."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu()
+    return np.asarray(x, np.float64)
+
+
 def _rel_err(got, ref):
-    got = np.asarray(got, np.float64)
+    got = _host(got)
     return float(np.median(np.abs(got - ref) / np.maximum(np.abs(ref), 1e-300)))
 
 
@@ -74,14 +86,14 @@ def k1_normal(n):
         rows["numpyro (jit)"] = timed(lambda: g(*jargs))
     torch = _torch()
     if torch:
-        targs = [torch.from_numpy(a) for a in args32]
+        targs = [torch.from_numpy(a).to(TORCH_DEVICE) for a in args32]
         td = torch.distributions
         with torch.no_grad():
-            rows["torch"] = timed(lambda: td.kl_divergence(td.Normal(*targs[:2]), td.Normal(*targs[2:])).numpy())
+            rows["torch"] = timed(lambda: td.kl_divergence(td.Normal(*targs[:2]), td.Normal(*targs[2:])))
             rows["torch (validate_args=False)"] = timed(
                 lambda: td.kl_divergence(
                     td.Normal(*targs[:2], validate_args=False), td.Normal(*targs[2:], validate_args=False)
-                ).numpy()
+                )
             )
     return rows, ref
 
@@ -140,20 +152,20 @@ def k1_mvn(n, d=16):
         rows["numpyro (jit)"] = timed(lambda: g(*jargs))
     torch = _torch()
     if torch:
-        targs = [torch.from_numpy(a) for a in args32]
+        targs = [torch.from_numpy(a).to(TORCH_DEVICE) for a in args32]
         td = torch.distributions
         with torch.no_grad():
             rows["torch"] = timed(
                 lambda: td.kl_divergence(
                     td.MultivariateNormal(targs[0], scale_tril=targs[1]),
                     td.MultivariateNormal(targs[2], scale_tril=targs[3]),
-                ).numpy()
+                )
             )
             rows["torch (validate_args=False)"] = timed(
                 lambda: td.kl_divergence(
                     td.MultivariateNormal(targs[0], scale_tril=targs[1], validate_args=False),
                     td.MultivariateNormal(targs[2], scale_tril=targs[3], validate_args=False),
-                ).numpy()
+                )
             )
     return rows, ref
 
@@ -189,15 +201,30 @@ def k1_categorical(n, k=1000):
         pass
     torch = _torch()
     if torch:
-        tp, tq = torch.from_numpy(p32), torch.from_numpy(q32)
+        tp, tq = torch.from_numpy(p32).to(TORCH_DEVICE), torch.from_numpy(q32).to(TORCH_DEVICE)
         td = torch.distributions
         with torch.no_grad():
-            rows["torch"] = timed(lambda: td.kl_divergence(td.Categorical(probs=tp), td.Categorical(probs=tq)).numpy())
+            rows["torch"] = timed(lambda: td.kl_divergence(td.Categorical(probs=tp), td.Categorical(probs=tq)))
             rows["torch (validate_args=False)"] = timed(
                 lambda: td.kl_divergence(
                     td.Categorical(probs=tp, validate_args=False), td.Categorical(probs=tq, validate_args=False)
-                ).numpy()
+                )
             )
+    return rows, ref
+
+
+def _rounds(fn, n, rounds):
+    """Runs ``fn(n)`` ``rounds`` times; per row: first call of round 1, median of medians, min of mins."""
+    import statistics
+
+    runs = [fn(n) for _ in range(max(1, rounds))]
+    ref = runs[0][1]
+    rows = {}
+    for label, row in runs[0][0].items():
+        per = [r[0][label] for r in runs]
+        merged = Timing((row[0], statistics.median(t[1] for t in per), row[2]))
+        merged.best = min(t.best for t in per)
+        rows[label] = merged
     return rows, ref
 
 
@@ -205,16 +232,19 @@ def k1_table(name, n, rows, ref):
     best = max(n / r[1] for r in rows.values())
     hand = rows.get("hand-written jnp (jit)")
     out = []
-    for label, (first, med, val) in rows.items():
+    for label, row in rows.items():
+        first, med, val = row
         rate = n / med
         out.append(
             [
                 label,
                 fmt(first, 3),
                 fmt(med * 1e3, 4),
+                fmt(row.best * 1e3, 4),
                 f"{rate:.3g}",
                 f"{best / rate:.2f}x",
                 f"{med / hand[1]:.2f}x" if hand else "-",
+                f"{row.best / hand.best:.2f}x" if hand else "-",
                 fmt(_rel_err(val, ref), 2),
             ]
         )
@@ -222,9 +252,11 @@ def k1_table(name, n, rows, ref):
         "implementation",
         "first call (s)",
         "median (ms)",
+        "min (ms)",
         "pairs/s",
         "slowdown vs fastest",
         "time vs hand-written",
+        "min vs hand-written",
         "median rel. err vs f64",
     ]
     return f"### {name}\n\n" + markdown_table(header, out)
@@ -283,8 +315,8 @@ def k2(num):
     torch = _torch()
     if torch:
         td = torch.distributions
-        tp = td.MultivariateNormal(torch.tensor(mp, dtype=torch.float32), scale_tril=torch.tensor(lp, dtype=torch.float32))
-        tq = td.MultivariateNormal(torch.tensor(mq, dtype=torch.float32), scale_tril=torch.tensor(lq, dtype=torch.float32))
+        tp = td.MultivariateNormal(torch.tensor(mp, dtype=torch.float32, device=TORCH_DEVICE), scale_tril=torch.tensor(lp, dtype=torch.float32, device=TORCH_DEVICE))
+        tq = td.MultivariateNormal(torch.tensor(mq, dtype=torch.float32, device=TORCH_DEVICE), scale_tril=torch.tensor(lq, dtype=torch.float32, device=TORCH_DEVICE))
         torch.manual_seed(0)
 
         def tk():
@@ -297,7 +329,7 @@ def k2(num):
     out = []
     fastest = min(r[1] for r in rows.values())
     for label, (first, med, val) in rows.items():
-        val = np.asarray(val, np.float64)
+        val = _host(val)
         out.append(
             [
                 label,
@@ -387,7 +419,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10x smaller problems (smoke test)")
     parser.add_argument("--out", default=None, help="also write the markdown table to this file")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="repeat each K1 problem this many times (all rows per round) and report the median of the "
+        "per-round medians and the min of the mins: this machine drifts by 2x between minutes",
+    )
+    parser.add_argument(
+        "--torch-device", default="cpu", help="device for the torch rows (cpu, or cuda on a GPU machine)"
+    )
     args = parser.parse_args(argv)
+    global TORCH_DEVICE
+    TORCH_DEVICE = args.torch_device
     scale = 10 if args.quick else 1
     # Warm up the JAX runtime once so the first row's "first call" is not charged for it.
     jax.block_until_ready(jax.jit(lambda x: jnp.log(x) * 2)(jnp.ones(8)))
@@ -398,8 +442,8 @@ def main(argv=None):
         (f"K1(b) — full-cov MVN/MVN, d = 16, N = {10_000 // scale:,}", 10_000 // scale, k1_mvn),
         (f"K1(c) — Categorical/Categorical, K = 1000, N = {100_000 // scale:,}", 100_000 // scale, k1_categorical),
     ):
-        rows, ref = fn(n)
-        sections.append(k1_table(name, n, rows, ref))
+        rows, ref = _rounds(fn, n, args.rounds)
+        sections.append(k1_table(f"{name} ({args.rounds} round{'s' if args.rounds != 1 else ''})", n, rows, ref))
         print("\n" + sections[-1], flush=True)
     sections.append(k2(1_000_000 // scale))
     print("\n" + sections[-1], flush=True)

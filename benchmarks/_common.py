@@ -46,8 +46,8 @@ def timed(fn, repeats: int = REPEATS, warmup: int = WARMUP):
 
     The first call includes tracing and compilation for jitted functions. It is
     followed by ``warmup`` untimed calls, so that the row timed first does not
-    pay alone for first-touch page faults of fresh output buffers (on a 1e6
-    element kernel that was up to 2x of its time).
+    pay alone for one-time costs left after compilation (such as first use of
+    fresh buffers and of the thread pool).
     BENCH_PROBLEMS.md's protocol (median of 5 after one cold call) is otherwise kept.
     """
     t0 = time.perf_counter()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import statistics
 import sys
 from decimal import Decimal, getcontext
 
@@ -215,8 +216,6 @@ def k1_categorical(n, k=1000):
 
 def _rounds(fn, n, rounds):
     """Runs ``fn(n)`` ``rounds`` times; per row: first call of round 1, median of medians, min of mins."""
-    import statistics
-
     runs = [fn(n) for _ in range(max(1, rounds))]
     ref = runs[0][1]
     rows = {}
@@ -315,8 +314,11 @@ def k2(num):
     torch = _torch()
     if torch:
         td = torch.distributions
-        tp = td.MultivariateNormal(torch.tensor(mp, dtype=torch.float32, device=TORCH_DEVICE), scale_tril=torch.tensor(lp, dtype=torch.float32, device=TORCH_DEVICE))
-        tq = td.MultivariateNormal(torch.tensor(mq, dtype=torch.float32, device=TORCH_DEVICE), scale_tril=torch.tensor(lq, dtype=torch.float32, device=TORCH_DEVICE))
+        def tensor(a):
+            return torch.tensor(a, dtype=torch.float32, device=TORCH_DEVICE)
+
+        tp = td.MultivariateNormal(tensor(mp), scale_tril=tensor(lp))
+        tq = td.MultivariateNormal(tensor(mq), scale_tril=tensor(lq))
         torch.manual_seed(0)
 
         def tk():

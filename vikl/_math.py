@@ -55,7 +55,7 @@ def x_minus_log1p(x, log1p_x=None):
     small = (x > -0.5) & (x < 1.0)
     # No "safe" where around s and x: |s| <= 1 for every finite x > -1, so the
     # unused series branch stays finite and its gradient is multiplied by an
-    # exact zero. Only x = inf (where the value is inf anyway) makes it NaN.
+    # exact zero. x = inf gives NaN, as before this change: the direct form is inf - inf there.
     t = s * s
     n = _series_terms(x.dtype)
     poly = jnp.zeros_like(t) + 1.0 / (2 * n + 1)

@@ -99,7 +99,7 @@ def test_invalid_values_inside_jit_are_not_checked_but_documented():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: vikl.Normal(0.0, -0.5), r"scale must be > 0; got min -0.5"),
+        (lambda: vikl.Normal(0.0, -0.5), r"scale must be > 0 and finite; got min -0.5"),
         (lambda: vikl.Normal(0.0, [1.0, 0.0]), r"scale must be > 0"),
         (lambda: vikl.Normal(jnp.arange(3), 1.0), r"loc must have a floating dtype; got int32"),
         (lambda: vikl.Normal(jnp.array([1 + 1j]), 1.0), r"loc must be a real floating-point array"),

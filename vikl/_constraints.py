@@ -101,14 +101,20 @@ class _Real(Constraint):
 
 
 class _Positive(Constraint):
+    """Finite values ``> 0``.
+
+    ``+inf`` is refused: a scale or rate of ``inf`` is not a distribution (no
+    density), and formulas evaluated there give ``inf - inf = NaN``.
+    """
+
     name = "positive"
-    description = "> 0"
+    description = "> 0 and finite"
 
     def __init__(self, event_dim=0):
         self.event_dim = event_dim
 
     def check(self, x):
-        ok = x > 0
+        ok = (x > 0) & (x < jnp.inf)
         if self.event_dim:
             ok = jnp.all(ok, axis=tuple(range(-self.event_dim, 0)))
         return ok
@@ -176,7 +182,7 @@ class _LowerCholesky(Constraint):
     """
 
     name = "lower_cholesky"
-    description = "square lower-triangular with a positive diagonal"
+    description = "square lower-triangular with a positive, finite diagonal and finite entries"
     event_dim = 2
 
     def check(self, x):
@@ -185,7 +191,8 @@ class _LowerCholesky(Constraint):
             return jnp.zeros(x.shape[:-2] if x.ndim >= 2 else (), bool)
         upper = jnp.triu(x, k=1)
         diag = jnp.diagonal(x, axis1=-2, axis2=-1)
-        return jnp.all(upper == 0, axis=(-2, -1)) & jnp.all(diag > 0, axis=-1)
+        finite = jnp.all(jnp.isfinite(x), axis=(-2, -1))
+        return jnp.all(upper == 0, axis=(-2, -1)) & jnp.all(diag > 0, axis=-1) & finite
 
     def forward(self, u):
         diag = jnp.exp(jnp.diagonal(u, axis1=-2, axis2=-1))
@@ -201,9 +208,11 @@ class _LowerCholesky(Constraint):
             return f"shape {x.shape}; expected a square matrix in the last two axes"
         upper = np.abs(np.triu(x, 1)).max() if x.shape[-1] > 1 else 0.0
         diag = np.diagonal(x, axis1=-2, axis2=-1)
+        bad = int(np.sum(~np.isfinite(x)))
+        nonfinite = f", {bad} non-finite entr{'y' if bad == 1 else 'ies'}" if bad else ""
         return (
             f"largest |entry| above the diagonal {upper:.6g}, smallest diagonal entry "
-            f"{diag.min():.6g} (shape {x.shape})"
+            f"{diag.min():.6g}{nonfinite} (shape {x.shape})"
         )
 
 

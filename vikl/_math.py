@@ -46,7 +46,8 @@ def x_minus_log1p(x, log1p_x=None):
         direct branch, where ``1 + x`` itself may have lost digits (``x`` near -1).
 
     This is the kernel of every Gaussian KL here:
-    ``r - 1 - log r = x_minus_log1p(r - 1)``. Gradients are finite wherever the value is.
+    ``r - 1 - log r = x_minus_log1p(r - 1)``. Gradients are finite wherever the value is;
+    ``x = +inf`` gives ``+inf``.
     """
     x = jnp.asarray(x)
     s = x * reciprocal(2 + x)
@@ -55,7 +56,8 @@ def x_minus_log1p(x, log1p_x=None):
     small = (x > -0.5) & (x < 1.0)
     # No "safe" where around s and x: |s| <= 1 for every finite x > -1, so the
     # unused series branch stays finite and its gradient is multiplied by an
-    # exact zero. x = inf gives NaN, as before this change: the direct form is inf - inf there.
+    # exact zero. x = +inf (an overflowed ratio of finite scales) is returned as
+    # +inf; the direct form would be inf - inf = NaN there.
     t = s * s
     n = _series_terms(x.dtype)
     poly = jnp.zeros_like(t) + 1.0 / (2 * n + 1)
@@ -68,7 +70,7 @@ def x_minus_log1p(x, log1p_x=None):
         direct = x_big - jnp.log1p(x_big)
     else:
         direct = x_big - jnp.where(small, 0.0, log1p_x)
-    return jnp.where(small, series, direct)
+    return jnp.where(small, series, jnp.where(x == jnp.inf, x, direct))
 
 
 def with_score(x, log_q, score):

@@ -84,4 +84,7 @@ def _kl_gumbel_gumbel(p, q):
     one = jnp.ones_like(r)
     d_shifted, d_r = _lgamma_bregmans((1 + r, 2 * one, r_minus_1), (r, one, r_minus_1))
     y = (1 - EULER_GAMMA) * r_minus_1 + d_shifted - d  # lgamma(1 + r) - d
-    return x_minus_log1p(jnp.expm1(y), y) + d_r
+    kl = x_minus_log1p(jnp.expm1(y), y) + d_r
+    # s1 / s2 overflowing (> 3e38 in float32) makes exp(lgamma(1 + r)) and the KL +inf;
+    # the two +inf terms above would give inf - inf on the way.
+    return jnp.where(r == jnp.inf, jnp.inf, kl)

@@ -86,4 +86,5 @@ def _kl_laplace_laplace(p, q):
     r = p.scale / q.scale
     scale_term = x_minus_log1p((p.scale - q.scale) / q.scale, jnp.log(p.scale) - jnp.log(q.scale))
     t = jnp.abs(p.loc - q.loc) / p.scale
-    return scale_term + r * _exp_minus_one_plus(t)
+    # t = 0 makes the second term exactly 0, also when r overflows to inf.
+    return scale_term + jnp.where(t > 0, r * _exp_minus_one_plus(t), 0.0)

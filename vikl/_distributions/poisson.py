@@ -150,4 +150,9 @@ def _kl_poisson_poisson(p, q):
     a, b = p.rate, q.rate
     x = (a - b) / b
     log_ratio = jnp.where(jnp.abs(x) < 0.5, jnp.log1p(x), jnp.log(a) - jnp.log(b))
-    return b * (x * log_ratio - x_minus_log1p(x, log_ratio))
+    # For a > 2 b the plain a log(a/b) - (a - b) loses at most two bits, and it stays
+    # finite where x = a/b - 1 overflows (a/b > 3e38 in float32) while the KL does not.
+    big = x > 1
+    xs = jnp.where(big, 0.0, x)
+    near = b * (xs * log_ratio - x_minus_log1p(xs, jnp.where(big, 0.0, log_ratio)))
+    return jnp.where(big, a * log_ratio - (a - b), near)

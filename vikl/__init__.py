@@ -6,7 +6,11 @@ information measures (``kl_divergence``, ``entropy``, ``cross_entropy``,
 Monte-Carlo estimator ``estimate_kl`` and the variational fitting loop ``fit``.
 """
 
-from vikl import _constraints as constraints
+from vikl._jax_check import warn_if_bad_jaxlib as _warn_if_bad_jaxlib
+
+_warn_if_bad_jaxlib()
+
+from vikl import _constraints as constraints  # noqa: E402
 from vikl._base import Distribution, param, static, validation
 from vikl._distributions import *  # noqa: F401,F403
 from vikl._distributions import __dict__ as _families_ns

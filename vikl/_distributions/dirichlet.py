@@ -190,10 +190,38 @@ def _kl_dirichlet_dirichlet(p, q):
 
 @jax.custom_jvp
 def _kl_concentrations(a, b):
-    """KL(Dir(a) ‖ Dir(b)) for concentrations of equal shape (see ``_kl_dirichlet_dirichlet``)."""
+    """KL(Dir(a) ‖ Dir(b)) for concentrations of equal shape (see ``_kl_dirichlet_dirichlet``).
+
+    Two exact forms, and the one with the smaller sum of term magnitudes wins:
+
+    * the Bregman form ``sum_i B(a_i, h_i) - B(a_0, h_0)``, ``h = b - a``: right for
+      nearly equal Dirichlets, but when one component ``k`` carries almost all the
+      mass, ``B(a_k, h_k)`` and ``B(a_0, h_0)`` are large and nearly equal;
+    * the chain rule split at that component, ``KL(Beta(r, a_k) ‖ Beta(r', b_k))``
+      (``r``, ``r'`` the rest's totals; the Beta KL picks its own form, see
+      ``beta._beta_kl_and_size``) plus the Bregman form of the rest,
+      ``sum_{i != k} B(a_i, h_i) - B(r, r' - r)``.
+    """
     h = b - a
-    parts = jnp.sum(_lgamma_bregman(a, h), axis=-1)
-    return parts - _lgamma_bregman(jnp.sum(a, axis=-1), jnp.sum(h, axis=-1))
+    parts = _lgamma_bregman(a, h)
+    a0, h0 = jnp.sum(a, axis=-1), jnp.sum(h, axis=-1)
+    whole = _lgamma_bregman(a0, h0)
+    bregman = jnp.sum(parts, axis=-1) - whole
+    if a.shape[-1] < 2:
+        return bregman
+    from vikl._distributions.beta import _beta_kl_and_size  # beta imports gamma, not this module
+
+    k = jnp.argmax(a + b, axis=-1)
+    top = jax.nn.one_hot(k, a.shape[-1], dtype=bool)
+    pick = lambda v: jnp.sum(jnp.where(top, v, 0.0), axis=-1)  # noqa: E731
+    rest = lambda v: jnp.sum(jnp.where(top, 0.0, v), axis=-1)  # noqa: E731
+    r, r2, hr = rest(a), rest(b), rest(h)
+    beta, beta_size = _beta_kl_and_size(r, pick(a), r2, pick(b))
+    rest_parts = rest(parts)
+    rest_whole = _lgamma_bregman(r, hr)
+    chain = beta + (rest_parts - rest_whole)
+    use = beta_size + rest_parts + rest_whole < jnp.sum(parts, axis=-1) + whole
+    return jnp.where(use, chain, bregman)
 
 
 @_kl_concentrations.defjvp

@@ -87,6 +87,16 @@ EXAMPLES_DIM1 = _gaussian_examples(1)
 GAUSSIAN_VECTOR = set(EXAMPLES_DIM1)
 
 
+def registered_pairs():
+    """Every registered ``(P, Q)`` KL pair, sorted by name (a stable parametrization order)."""
+    return sorted(vikl.registered_kl_pairs(), key=lambda pq: (pq[0].__name__, pq[1].__name__))
+
+
+def pair_id(pq):
+    """The pytest id of a ``(P, Q)`` pair: ``"P-Q"``."""
+    return f"{pq[0].__name__}-{pq[1].__name__}"
+
+
 def example_pair(type_p: type, type_q: type):
     """Instances (p, q) of the two (registered) types, or None if the table lacks one."""
     names = [c.__name__ for c in (type_p, type_q)]

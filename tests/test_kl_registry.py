@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 import vikl
-from tests.families import example_pair
+from tests.families import example_pair, pair_id, registered_pairs
 
-PAIRS = sorted(vikl.registered_kl_pairs(), key=lambda pq: (pq[0].__name__, pq[1].__name__))
+PAIRS = registered_pairs()
 
 # Pairs whose KL is +inf because q's tails are too light for p's, with the same
 # support: sampling never shows it (every draw is finite), so these are checked
@@ -80,15 +80,11 @@ def _truncated_kl(p, q, radius):
         return np.trapezoid(f, grid)
 
 
-def _pair_id(pq):
-    return f"{pq[0].__name__}-{pq[1].__name__}"
-
-
-@pytest.mark.parametrize("pair", PAIRS, ids=[_pair_id(pq) for pq in PAIRS])
+@pytest.mark.parametrize("pair", PAIRS, ids=[pair_id(pq) for pq in PAIRS])
 def test_every_registered_pair_matches_monte_carlo(pair):
     made = example_pair(*pair)
     if made is None:
-        pytest.fail(f"tests/families.py has no example for {_pair_id(pair)}; add one")
+        pytest.fail(f"tests/families.py has no example for {pair_id(pair)}; add one")
     p, q = made
     closed = float(vikl.kl_divergence(p, q))
     names = (pair[0].__name__, pair[1].__name__)
@@ -104,11 +100,11 @@ def test_every_registered_pair_matches_monte_carlo(pair):
         return
     assert np.isfinite(closed) and closed >= -1e-6
     assert abs(closed - value) <= 5 * stderr + 1e-5 * max(1.0, abs(closed)), (
-        f"{_pair_id(pair)}: closed form {closed} vs Monte Carlo {value} ± {stderr}"
+        f"{pair_id(pair)}: closed form {closed} vs Monte Carlo {value} ± {stderr}"
     )
 
 
-@pytest.mark.parametrize("pair", PAIRS, ids=[_pair_id(pq) for pq in PAIRS])
+@pytest.mark.parametrize("pair", PAIRS, ids=[pair_id(pq) for pq in PAIRS])
 def test_every_pair_jits_and_has_finite_gradients(pair):
     made = example_pair(*pair)
     if made is None:
@@ -125,7 +121,7 @@ def test_every_pair_jits_and_has_finite_gradients(pair):
 
     gp, gq = jax.grad(loss, argnums=(0, 1))(p, q)
     for leaf in jax.tree_util.tree_leaves((gp, gq)):
-        assert np.isfinite(np.asarray(leaf)).all(), f"non-finite gradient for {_pair_id(pair)}"
+        assert np.isfinite(np.asarray(leaf)).all(), f"non-finite gradient for {pair_id(pair)}"
 
 
 def test_registry_covers_every_pair_torch_has_for_shared_families():

@@ -9,6 +9,7 @@ from jax.scipy.special import digamma, gammaln, polygamma
 
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param
+from vikl._distributions.beta import _beta_kl_and_size
 from vikl._kl import register_kl
 from vikl._math import x_minus_log1p, xlogy
 
@@ -209,8 +210,6 @@ def _kl_concentrations(a, b):
     bregman = jnp.sum(parts, axis=-1) - whole
     if a.shape[-1] < 2:
         return bregman
-    from vikl._distributions.beta import _beta_kl_and_size  # beta imports gamma, not this module
-
     k = jnp.argmax(a + b, axis=-1)
     top = jax.nn.one_hot(k, a.shape[-1], dtype=bool)
     pick = lambda v: jnp.sum(jnp.where(top, v, 0.0), axis=-1)  # noqa: E731

@@ -79,11 +79,26 @@ def with_score(x, log_q, score):
     ``log_q`` and ``score = d log q / dx`` are taken as constants; the result's
     gradient reaches whatever ``x`` depends on through ``score`` alone, which
     is the sticking-the-landing term. ``x`` has ``log_q.ndim + event_ndims`` axes.
+    The value is ``log_q`` itself: the product ``score . dx`` is formed only
+    when a derivative is taken (a custom JVP), not in the forward pass.
     """
     sg = jax.lax.stop_gradient
-    t = (x - sg(x)) * sg(score)
-    t = jnp.sum(t.reshape(log_q.shape + (-1,)), axis=-1) if t.ndim > log_q.ndim else t
-    return sg(log_q) + t
+    return _stopped_log_density(sg(log_q), x, sg(score))
+
+
+@jax.custom_jvp
+def _stopped_log_density(log_q, x, score):
+    return log_q
+
+
+@_stopped_log_density.defjvp
+def _stopped_log_density_jvp(primals, tangents):
+    log_q, x, score = primals
+    _, x_dot, _ = tangents  # log_q and score are constants (stopped by the caller)
+    t = x_dot * score
+    if t.ndim > log_q.ndim:
+        t = jnp.sum(t.reshape(log_q.shape + (-1,)), axis=-1)
+    return log_q, t
 
 
 def xlogy(x, y):

@@ -178,21 +178,24 @@ def _chunk_single(spec, cap, params, opt_state, q_dyn, target_dyn, key, start, n
     auxes = jax.tree_util.tree_map(lambda s: jnp.zeros((cap,) + s.shape, s.dtype), aux_shapes)
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
-    def step(i, key, state):
+    def step(i, state):
         p, s, losses, auxes = state
-        (loss, aux), grads = grad_fn(p, key)
+        # A dynamic slice and a dynamic update (``.at[i].set`` would be a scatter). Keep the
+        # default negative-index handling: allow_negative_indices=False measured ~20% slower
+        # steps at F2 d=10 on CPU, though it removes one select from the loop body.
+        (loss, aux), grads = grad_fn(p, jax.lax.dynamic_index_in_dim(keys, i, keepdims=False))
         with _standard_promotion():  # optax mixes Python floats with int32 step counts
             updates, s = spec.optimizer.update(grads, s, p)
             p = optax.apply_updates(p, updates)
-        losses = losses.at[i].set(loss)
-        auxes = jax.tree_util.tree_map(lambda b, a: b.at[i].set(a), auxes, aux)
+        losses = jax.lax.dynamic_update_index_in_dim(losses, loss, i, 0)
+        auxes = jax.tree_util.tree_map(lambda b, a: jax.lax.dynamic_update_index_in_dim(b, a, i, 0), auxes, aux)
         return p, s, losses, auxes
 
     # Step t uses fold_in(step_key, t). The chunk's keys are derived together by one
     # vectorized threefry call (a fold_in inside the loop is a small while loop that
     # costs more than a whole step of a small problem on CPU).
     keys = jax.vmap(jax.random.fold_in, (None, 0))(step_key, start + jnp.arange(cap, dtype=start.dtype))
-    return jax.lax.fori_loop(0, n, lambda i, st: step(i, keys[i], st), (params, opt_state, losses, auxes))
+    return jax.lax.fori_loop(0, n, step, (params, opt_state, losses, auxes))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))

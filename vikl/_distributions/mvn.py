@@ -28,6 +28,14 @@ real_matrix = constraints._Real(event_dim=2)
 real_matrix.name = "real_matrix"
 
 
+def _trsm(tril, b, trans):
+    """``tril^{-1} b`` (``tril^{-T} b`` with ``trans=1``), solved as the upper-triangular
+    system of ``tril^T``: LAPACK wants column-major operands, and ``tril^T`` in column-major
+    order is ``tril`` itself in JAX's row-major order, so no transposed copy of the factor
+    (or of the masks that built it) is made inside a compiled loop."""
+    return solve_triangular(jnp.swapaxes(tril, -1, -2), b, lower=False, trans=1 - trans)
+
+
 def _solve_lower(tril, v, trans=0):
     """``tril^{-1} v`` (``tril^{-T} v`` with ``trans=1``) for ``v`` of shape ``(...,) + batch' + (n,)``
     (batch' broadcasting with ``tril``'s batch). Extra leading axes of ``v`` become right-hand-side
@@ -41,10 +49,10 @@ def _solve_lower(tril, v, trans=0):
     if tail != batch:
         tril = jnp.broadcast_to(tril, tail + (n, n))
     if k == 0:
-        return solve_triangular(tril, v[..., None], lower=True, trans=trans)[..., 0]
+        return _trsm(tril, v[..., None], trans)[..., 0]
     perm = tuple(range(k, k + nb + 1)) + tuple(range(k))
     cols = jnp.transpose(v, perm).reshape(tail + (n, math.prod(extra)))
-    z = solve_triangular(tril, cols, lower=True, trans=trans).reshape(tail + (n,) + extra)
+    z = _trsm(tril, cols, trans).reshape(tail + (n,) + extra)
     return jnp.transpose(z, tuple(range(nb + 1, nb + 1 + k)) + tuple(range(nb + 1)))
 
 

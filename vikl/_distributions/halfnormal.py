@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param
-from vikl._distributions.normal import _gaussian_scale_term
+from vikl._math import square_ratio_term
 from vikl._kl import register_kl
 
 __all__ = ["HalfNormal"]
@@ -75,4 +75,4 @@ def _kl_halfnormal_halfnormal(p, q):
     Same as the Normal KL with equal means; the bracket uses the
     cancellation-free ``x_minus_log1p`` kernel.
     """
-    return 0.5 * _gaussian_scale_term(p.scale, q.scale)
+    return 0.5 * square_ratio_term(p.scale, q.scale)

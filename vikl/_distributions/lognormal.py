@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param
-from vikl._distributions.normal import _gaussian_scale_term
+from vikl._math import square_ratio_term
 from vikl._kl import register_kl
 
 __all__ = ["LogNormal"]
@@ -85,4 +85,4 @@ def _kl_lognormal_lognormal(p, q):
     computed by the cancellation-free kernel of ``Normal``.
     """
     z = (p.loc - q.loc) / q.scale
-    return 0.5 * (_gaussian_scale_term(p.scale, q.scale) + z * z)
+    return 0.5 * (square_ratio_term(p.scale, q.scale) + z * z)

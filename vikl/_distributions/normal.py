@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from vikl import _constraints as constraints
 from vikl._base import Distribution, _FromNoise, param
 from vikl._kl import register_kl
-from vikl._math import reciprocal, x_minus_log1p
+from vikl._math import reciprocal, square_ratio_term
 
 __all__ = ["Normal"]
 
@@ -75,31 +75,15 @@ class Normal(_FromNoise, Distribution):
         return self.loc
 
 
-def _gaussian_scale_term(sp, sq, inv_sq=None):
-    """``(sp/sq)^2 - 1 - log((sp/sq)^2)``, free of cancellation when ``sp ≈ sq``.
-
-    With ``d = (sp - sq) / sq`` (exact subtraction when the scales are close),
-    ``(sp/sq)^2 - 1 = d (2 + d)``; the log of the ratio, needed only far from
-    equality, is taken of the ratio itself (``d`` rounds to -1 when ``sp << sq``).
-
-    Range: one log of the ratio (not ``log sp - log sq``, which costs a second log, about
-    half again the kernel's time) means a ratio ``sp / sq`` below the smallest normal float
-    (1.2e-38 in float32) flushes to 0 and the value is +inf where the true KL is finite
-    (about 88 nats or more). Every other input gives the right value or a true overflow.
-    """
-    if inv_sq is None:
-        inv_sq = reciprocal(sq)
-    d = (sp - sq) * inv_sq
-    return x_minus_log1p(d * (2 + d), 2 * jnp.log(sp * inv_sq))
-
-
 @register_kl(Normal, Normal)
 def _kl_normal_normal(p, q):
     """KL(N(m1, s1^2) ‖ N(m2, s2^2)) = ½[(s1/s2)² − 1 − log (s1/s2)²] + (m1 − m2)² / (2 s2²).
 
-    The bracket is evaluated as ``x − log1p(x)`` with ``x = (s1 − s2)(s1 + s2)/s2²``,
-    which keeps full float32 precision for nearly equal scales.
+    The bracket is :func:`vikl._math.square_ratio_term`, which keeps full float32
+    precision for nearly equal scales at the cost of the textbook formula. Range: a
+    ratio ``s1 / s2`` below the smallest normal float (1.2e-38 in float32) gives +inf
+    where the true KL is finite (about 87 nats or more); every other input gives the
+    right value or a true overflow.
     """
-    inv = reciprocal(q.scale)
-    z = (p.loc - q.loc) * inv
-    return 0.5 * (_gaussian_scale_term(p.scale, q.scale, inv) + z * z)
+    z = (p.loc - q.loc) * reciprocal(q.scale)
+    return 0.5 * (square_ratio_term(p.scale, q.scale) + z * z)

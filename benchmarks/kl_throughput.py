@@ -3,10 +3,12 @@
 Problems K1 (a: Normal, b: full-covariance MVN, c: Categorical), K2 (Monte-Carlo
 KL of two 10-d MVNs) and the float32 ACCURACY probe of shared/BENCH_PROBLEMS.md,
 all in one process. Each timed call constructs the distributions from raw
-arrays and returns all KL values; timings are the median of 5 calls after one
-cold call (trace + compile + run for jitted code) and 3 untimed warm-up calls.
-Each K1 problem is run ``--rounds`` times (default 3) and the table gives the
-median of the per-round medians and the fastest call of all rounds.
+arrays and returns all KL values. Per row: one cold call (trace + compile + run
+for jitted code) and 3 untimed warm-up calls, then timed calls interleaved with
+the other rows' (each pass calls every row once, in a new random order; see
+``benchmarks._common.timed``): 5 x ``--rounds`` (default 7) for the millisecond
+kernels K1(a) and K1(b), 5 x 3 for K1(c), whose calls last 0.1-2 s, and 5 for K2.
+The tables give the median and the fastest of those calls.
 
 Run:  python -m benchmarks.kl_throughput [--quick] [--rounds N] [--out benchmarks/results/kl_throughput.md]
 """
@@ -20,7 +22,7 @@ import statistics
 import sys
 from decimal import Decimal, getcontext
 
-from benchmarks._common import Timing, fmt, machine_line, markdown_table, timed
+from benchmarks._common import REPEATS, fmt, machine_line, markdown_table, timed
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -74,28 +76,27 @@ def k1_normal(n):
     rows = {}
 
     f = jax.jit(lambda a, b, c, d: vikl.kl_divergence(vikl.Normal(a, b), vikl.Normal(c, d)))
-    rows["vikl (jit)"] = timed(lambda: f(*jargs))
+    rows["vikl (jit)"] = lambda: f(*jargs)
 
     def hand(a, b, c, d):
         return jnp.log(d / b) + (b * b + (a - c) ** 2) / (2 * d * d) - 0.5
 
     h = jax.jit(hand)
-    rows["hand-written jnp (jit)"] = timed(lambda: h(*jargs))
+    rows["hand-written jnp (jit)"] = lambda: h(*jargs)
     nd = _numpyro()
     if nd:
         g = jax.jit(lambda a, b, c, d: nd.kl_divergence(nd.Normal(a, b), nd.Normal(c, d)))
-        rows["numpyro (jit)"] = timed(lambda: g(*jargs))
+        rows["numpyro (jit)"] = lambda: g(*jargs)
     torch = _torch()
     if torch:
         targs = [torch.from_numpy(a).to(TORCH_DEVICE) for a in args32]
         td = torch.distributions
-        with torch.no_grad():
-            rows["torch"] = timed(lambda: td.kl_divergence(td.Normal(*targs[:2]), td.Normal(*targs[2:])))
-            rows["torch (validate_args=False)"] = timed(
-                lambda: td.kl_divergence(
-                    td.Normal(*targs[:2], validate_args=False), td.Normal(*targs[2:], validate_args=False)
-                )
+        rows["torch"] = _no_grad(lambda: td.kl_divergence(td.Normal(*targs[:2]), td.Normal(*targs[2:])))
+        rows["torch (validate_args=False)"] = _no_grad(
+            lambda: td.kl_divergence(
+                td.Normal(*targs[:2], validate_args=False), td.Normal(*targs[2:], validate_args=False)
             )
+        )
     return rows, ref
 
 
@@ -129,7 +130,7 @@ def k1_mvn(n, d=16):
             vikl.MultivariateNormal(a, scale_tril=b), vikl.MultivariateNormal(c, scale_tril=e)
         )
     )
-    rows["vikl (jit)"] = timed(lambda: f(*jargs))
+    rows["vikl (jit)"] = lambda: f(*jargs)
 
     def hand(mp, lp, mq, lq):
         sol = jax.scipy.linalg.solve_triangular(
@@ -142,7 +143,7 @@ def k1_mvn(n, d=16):
         return 0.5 * (jnp.sum(m * m, (-2, -1)) + jnp.sum(z * z, -1) - d) + logdet
 
     h = jax.jit(hand)
-    rows["hand-written jnp (jit)"] = timed(lambda: h(*jargs))
+    rows["hand-written jnp (jit)"] = lambda: h(*jargs)
     nd = _numpyro()
     if nd:
         g = jax.jit(
@@ -150,24 +151,23 @@ def k1_mvn(n, d=16):
                 nd.MultivariateNormal(a, scale_tril=b), nd.MultivariateNormal(c, scale_tril=e)
             )
         )
-        rows["numpyro (jit)"] = timed(lambda: g(*jargs))
+        rows["numpyro (jit)"] = lambda: g(*jargs)
     torch = _torch()
     if torch:
         targs = [torch.from_numpy(a).to(TORCH_DEVICE) for a in args32]
         td = torch.distributions
-        with torch.no_grad():
-            rows["torch"] = timed(
-                lambda: td.kl_divergence(
-                    td.MultivariateNormal(targs[0], scale_tril=targs[1]),
-                    td.MultivariateNormal(targs[2], scale_tril=targs[3]),
-                )
+        rows["torch"] = _no_grad(
+            lambda: td.kl_divergence(
+                td.MultivariateNormal(targs[0], scale_tril=targs[1]),
+                td.MultivariateNormal(targs[2], scale_tril=targs[3]),
             )
-            rows["torch (validate_args=False)"] = timed(
-                lambda: td.kl_divergence(
-                    td.MultivariateNormal(targs[0], scale_tril=targs[1], validate_args=False),
-                    td.MultivariateNormal(targs[2], scale_tril=targs[3], validate_args=False),
-                )
+        )
+        rows["torch (validate_args=False)"] = _no_grad(
+            lambda: td.kl_divergence(
+                td.MultivariateNormal(targs[0], scale_tril=targs[1], validate_args=False),
+                td.MultivariateNormal(targs[2], scale_tril=targs[3], validate_args=False),
             )
+        )
     return rows, ref
 
 
@@ -185,46 +185,43 @@ def k1_categorical(n, k=1000):
     jp, jq = jnp.asarray(p32), jnp.asarray(q32)
     rows = {}
     f = jax.jit(lambda a, b: vikl.kl_divergence(vikl.Categorical(probs=a), vikl.Categorical(probs=b)))
-    rows["vikl (jit)"] = timed(lambda: f(jp, jq))
+    rows["vikl (jit)"] = lambda: f(jp, jq)
     fa = jax.jit(vikl.kl_divergence)
-    rows["vikl arrays (jit)"] = timed(lambda: fa(jp, jq))
+    rows["vikl arrays (jit)"] = lambda: fa(jp, jq)
     h = jax.jit(lambda a, b: jnp.sum(a * (jnp.log(a) - jnp.log(b)), -1))
-    rows["hand-written jnp (jit)"] = timed(lambda: h(jp, jq))
+    rows["hand-written jnp (jit)"] = lambda: h(jp, jq)
     nd = _numpyro()
     if nd:
         g = jax.jit(lambda a, b: nd.kl_divergence(nd.Categorical(probs=a), nd.Categorical(probs=b)))
-        rows["numpyro (jit)"] = timed(lambda: g(jp, jq))
+        rows["numpyro (jit)"] = lambda: g(jp, jq)
     try:
         import scipy.special
 
-        rows["scipy rel_entr"] = timed(lambda: scipy.special.rel_entr(p32, q32).sum(-1))
+        rows["scipy rel_entr"] = lambda: scipy.special.rel_entr(p32, q32).sum(-1)
     except ImportError:  # pragma: no cover
         pass
     torch = _torch()
     if torch:
         tp, tq = torch.from_numpy(p32).to(TORCH_DEVICE), torch.from_numpy(q32).to(TORCH_DEVICE)
         td = torch.distributions
-        with torch.no_grad():
-            rows["torch"] = timed(lambda: td.kl_divergence(td.Categorical(probs=tp), td.Categorical(probs=tq)))
-            rows["torch (validate_args=False)"] = timed(
-                lambda: td.kl_divergence(
-                    td.Categorical(probs=tp, validate_args=False), td.Categorical(probs=tq, validate_args=False)
-                )
+        rows["torch"] = _no_grad(lambda: td.kl_divergence(td.Categorical(probs=tp), td.Categorical(probs=tq)))
+        rows["torch (validate_args=False)"] = _no_grad(
+            lambda: td.kl_divergence(
+                td.Categorical(probs=tp, validate_args=False), td.Categorical(probs=tq, validate_args=False)
             )
+        )
     return rows, ref
 
 
-def _rounds(fn, n, rounds):
-    """Runs ``fn(n)`` ``rounds`` times; per row: first call of round 1, median of medians, min of mins."""
-    runs = [fn(n) for _ in range(max(1, rounds))]
-    ref = runs[0][1]
-    rows = {}
-    for label, row in runs[0][0].items():
-        per = [r[0][label] for r in runs]
-        merged = Timing((row[0], statistics.median(t[1] for t in per), row[2]))
-        merged.best = min(t.best for t in per)
-        rows[label] = merged
-    return rows, ref
+def _no_grad(fn):
+    """``fn`` run under ``torch.no_grad()`` (the torch rows build no autograd graph)."""
+    import torch
+
+    def call():
+        with torch.no_grad():
+            return fn()
+
+    return call
 
 
 def k1_table(name, n, rows, ref):
@@ -286,7 +283,7 @@ def k2(num):
         return jnp.stack([e.value, e.stderr])
 
     vkj = jax.jit(vk)
-    rows["vikl estimate_kl (jit)"] = timed(lambda: vkj(key))
+    rows["vikl estimate_kl (jit)"] = lambda: vkj(key)
 
     def hand(k):
         eps = jax.random.normal(k, (num, d), jnp.float32)
@@ -298,7 +295,7 @@ def k2(num):
         return jnp.stack([t.mean(), t.std() / math.sqrt(num)])
 
     hj = jax.jit(hand)
-    rows["hand-written jnp (jit)"] = timed(lambda: hj(key))
+    rows["hand-written jnp (jit)"] = lambda: hj(key)
     nd = _numpyro()
     if nd:
         npp = nd.MultivariateNormal(f32[0], scale_tril=f32[1])
@@ -310,7 +307,7 @@ def k2(num):
             return jnp.stack([t.mean(), t.std() / math.sqrt(num)])
 
         nkj = jax.jit(nk)
-        rows["numpyro sample+log_prob (jit)"] = timed(lambda: nkj(key))
+        rows["numpyro sample+log_prob (jit)"] = lambda: nkj(key)
     torch = _torch()
     if torch:
         td = torch.distributions
@@ -327,8 +324,9 @@ def k2(num):
                 t = tp.log_prob(x) - tq.log_prob(x)
                 return np.array([t.mean().item(), t.std().item() / math.sqrt(num)])
 
-        rows["torch sample+log_prob"] = timed(tk)
+        rows["torch sample+log_prob"] = tk
     out = []
+    rows = timed(rows)
     fastest = min(r[1] for r in rows.values())
     for label, (first, med, val) in rows.items():
         val = _host(val)
@@ -424,9 +422,9 @@ def main(argv=None):
     parser.add_argument(
         "--rounds",
         type=int,
-        default=3,
-        help="repeat each K1 problem this many times (all rows per round) and report the median of the "
-        "per-round medians and the min of the mins: this machine drifts by 2x between minutes",
+        default=7,
+        help="K1(a) and K1(b) time 5 x ROUNDS calls per row (K1(c): 5 x min(ROUNDS, 3)), interleaved with "
+        "the other rows' calls in a new random order each pass; the table gives their median and minimum",
     )
     parser.add_argument(
         "--torch-device", default="cpu", help="device for the torch rows (cpu, or cuda on a GPU machine)"
@@ -444,8 +442,10 @@ def main(argv=None):
         (f"K1(b) — full-cov MVN/MVN, d = 16, N = {10_000 // scale:,}", 10_000 // scale, k1_mvn),
         (f"K1(c) — Categorical/Categorical, K = 1000, N = {100_000 // scale:,}", 100_000 // scale, k1_categorical),
     ):
-        rows, ref = _rounds(fn, n, args.rounds)
-        sections.append(k1_table(f"{name} ({args.rounds} round{'s' if args.rounds != 1 else ''})", n, rows, ref))
+        cases, ref = fn(n)
+        repeats = REPEATS * (min(args.rounds, 3) if fn is k1_categorical else args.rounds)
+        rows = timed(cases, repeats=repeats)
+        sections.append(k1_table(f"{name} (median of {repeats} interleaved calls)", n, rows, ref))
         print("\n" + sections[-1], flush=True)
     sections.append(k2(1_000_000 // scale))
     print("\n" + sections[-1], flush=True)

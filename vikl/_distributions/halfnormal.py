@@ -72,7 +72,7 @@ class HalfNormal(Distribution):
 def _kl_halfnormal_halfnormal(p, q):
     """KL(HalfNormal(s1) ‖ HalfNormal(s2)) = ½[(s1/s2)² - 1 - log (s1/s2)²], in nats.
 
-    Same as the Normal KL with equal means; the bracket uses the
-    cancellation-free ``x_minus_log1p`` kernel.
+    Same as the Normal KL with equal means; the bracket is the cancellation-free
+    :func:`vikl._math.square_ratio_term`.
     """
     return 0.5 * square_ratio_term(p.scale, q.scale)

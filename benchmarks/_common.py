@@ -35,24 +35,28 @@ def block(x):
 
 
 class Timing(tuple):
-    """``(first, median, out)`` as :func:`timed` returns it, plus ``best``, the fastest timed call."""
+    """``(first, median, out)`` as :func:`timed` returns it, plus ``best``, the fastest
+    timed call, and ``cpu``, the median process CPU time of the timed calls."""
 
     best: float
+    cpu: float
 
 
 def _time_call(fn):
-    t0 = time.perf_counter()
+    """(wall seconds, process CPU seconds, result) of one call."""
+    t0, c0 = time.perf_counter(), time.process_time()
     out = block(fn())
-    return time.perf_counter() - t0, out
+    return time.perf_counter() - t0, time.process_time() - c0, out
 
 
 def timed(cases, repeats: int = REPEATS, warmup: int = WARMUP, seed: int = 0):
     """Times several implementations of one problem against each other.
 
-    ``cases`` maps a row label to a zero-argument callable. Per case: one cold
-    call (timed: the ``first`` of the result; trace + compile for jitted code),
-    then ``warmup`` untimed calls, so that no row pays alone for one-time costs
-    left after compilation (first use of fresh buffers, of a thread pool). Then
+    ``cases`` maps a row label to a zero-argument callable. Per case, in the
+    order given: one cold call (timed: the ``first`` of the result; trace +
+    compile for jitted code), then ``warmup`` untimed calls, so that no row pays
+    alone for one-time costs left after compilation (first use of fresh
+    buffers, of a thread pool). Then
     ``repeats`` passes, each calling every case once, in a new random order per
     pass, and timing each call. BENCH_PROBLEMS.md's protocol (median of 5 timed
     calls after one cold call) is the default; the interleaving is ours: on a
@@ -64,26 +68,28 @@ def timed(cases, repeats: int = REPEATS, warmup: int = WARMUP, seed: int = 0):
     Returns:
       label -> :class:`Timing` ``(first, median of the timed calls, last result)``
       with ``best`` the fastest timed call (on a shared machine the steadier
-      number for millisecond kernels).
+      number for millisecond kernels) and ``cpu`` their median CPU time.
     """
     order = np.random.default_rng(seed)
     labels = list(cases)
     first, outs = {}, {}
-    for i in order.permutation(len(labels)):
-        label = labels[i]
-        first[label], outs[label] = _time_call(cases[label])
+    for label in labels:
+        first[label], _, outs[label] = _time_call(cases[label])
         for _ in range(warmup):
             outs[label] = block(cases[label]())
-    times = {label: [] for label in labels}
+    wall = {label: [] for label in labels}
+    cpu = {label: [] for label in labels}
     for _ in range(repeats):
         for i in order.permutation(len(labels)):
             label = labels[i]
-            t, outs[label] = _time_call(cases[label])
-            times[label].append(t)
+            t, c, outs[label] = _time_call(cases[label])
+            wall[label].append(t)
+            cpu[label].append(c)
     result = {}
     for label in labels:
-        row = Timing((first[label], statistics.median(times[label]), outs[label]))
-        row.best = min(times[label])
+        row = Timing((first[label], statistics.median(wall[label]), outs[label]))
+        row.best = min(wall[label])
+        row.cpu = statistics.median(cpu[label])
         result[label] = row
     return result
 

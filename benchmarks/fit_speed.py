@@ -18,11 +18,9 @@ import argparse
 import contextlib
 import math
 import os
-import statistics
 import sys
-import time
 
-from benchmarks._common import block, fmt, machine_line, markdown_table
+from benchmarks._common import block, fmt, machine_line, markdown_table, timed
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -279,28 +277,13 @@ def main(argv=None):
     for name, full, d in problems:
         log_p, m, s = make_target(d)
         rows = peers(log_p, d, steps, full, skip_numpyro_run=(d >= 1000 and args.quick))
-        runners, firsts, results = [], [], []
-        for peer, grad, make in rows:  # first calls: trace + compile + one run
-            run = make()
-            with _quiet_stderr():
-                t0 = time.perf_counter()
-                out = block(run())
-                first = time.perf_counter() - t0
-            runners.append(run)
-            firsts.append(first)
-            results.append(out)
-        wall = [[] for _ in rows]
-        cpu = [[] for _ in rows]
-        order = np.random.default_rng(0)
-        for _ in range(repeats):  # interleaved rounds: load changes hit every peer alike
-            for i in order.permutation(len(rows)):
-                with _quiet_stderr():
-                    t0, c0 = time.perf_counter(), time.process_time()
-                    results[i] = block(runners[i]())
-                    wall[i].append(time.perf_counter() - t0)
-                    cpu[i].append(time.process_time() - c0)
-        med = [statistics.median(w) for w in wall]
-        med_cpu = [statistics.median(c) for c in cpu]
+        cases = {(peer, grad): make() for peer, grad, make in rows}
+        with _quiet_stderr():  # interleaved calls: load changes hit every peer alike
+            timings = timed(cases, repeats=repeats, warmup=0)
+        results = [timings[(peer, grad)][2] for peer, grad, _ in rows]
+        firsts = [timings[(peer, grad)][0] for peer, grad, _ in rows]
+        med = [timings[(peer, grad)][1] for peer, grad, _ in rows]
+        med_cpu = [timings[(peer, grad)].cpu for peer, grad, _ in rows]
         base = {grad: (med[i], med_cpu[i]) for i, (peer, grad, _) in enumerate(rows) if peer.startswith("hand")}
         for i, (peer, grad, _) in enumerate(rows):
             mu, lq = results[i]

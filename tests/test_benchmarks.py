@@ -1,7 +1,5 @@
 """The benchmark harness: timing helpers and a smoke run of the KL benchmark."""
 
-import itertools
-
 import numpy as np
 import pytest
 
@@ -43,6 +41,8 @@ def test_timed_first_median_best_and_interleaving(monkeypatch):
     assert result["a"][1] == 3.0 and result["a"].best == 1.0
     assert result["b"][1] == 1.0
     assert len(calls) == 2 * (1 + 3 + 5)
+    assert calls[:8] == ["a"] * 4 + ["b"] * 4  # cold and warm-up calls in the given order
+    assert result["a"].cpu >= 0 and result["b"].cpu >= 0  # median process CPU time
     assert result["a"][2] == max(i + 1 for i, c in enumerate(calls) if c == "a")  # last result
     # After the cold and warm-up calls, the timed calls alternate: one per case per pass,
     # in a shuffled order (not "a" then "b" in every pass).

@@ -476,3 +476,39 @@ def test_lowrank_kl_small_diagonal_against_mpmath(v1, v2, kind, dtype):
     q = vikl.MultivariateNormalDiag(a(m2), a(np.sqrt(D2))) if kind == "lowrank-diag" else lr(a(m2), a(w2), a(D2))
     got = float(vikl.kl_divergence(p, q))
     assert abs(got - ref) <= (2e-5 if dtype == np.float32 else 1e-11) * ref, (got, ref)
+
+
+_BIG_BATCH_LOWRANK_KL = """
+import faulthandler, sys
+faulthandler.dump_traceback_later(float(sys.argv[1]), exit=True)
+import jax, jax.numpy as jnp, numpy as np, vikl
+rng = np.random.default_rng(0)
+n, d, r = 40_000, 3, 2
+
+def lowrank(shift):
+    return vikl.LowRankMultivariateNormal(
+        jnp.asarray(rng.standard_normal((n, d)), jnp.float32),
+        cov_factor=jnp.asarray(0.5 * rng.standard_normal((n, d, r)), jnp.float32),
+        cov_diag=jnp.asarray(shift + rng.uniform(0.5, 1.5, (n, d)), jnp.float32))
+
+p, q = lowrank(0.0), lowrank(0.1)
+f = jax.jit(vikl.kl_divergence)
+for _ in range(5):
+    kl = np.asarray(f(p, q))
+assert kl.shape == (n,) and np.all(np.isfinite(kl)) and np.all(kl >= 0)
+print("done")
+"""
+
+
+def test_big_batch_lowrank_kl_does_not_deadlock():
+    # jaxlib's batched LAPACK kernels block a thread of XLA's pool while their tasks run;
+    # two independent ones in one program hang a 2-thread pool (mvn_kl._after). Before
+    # the low-rank KLs ordered their Cholesky factorizations and solves, this program
+    # hung in 5 of 6 runs on a 2-core machine. A hang ends the subprocess with a stack
+    # dump after 60 s, so it fails here instead of stalling the suite.
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _BIG_BATCH_LOWRANK_KL, "60"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "done" in out.stdout, out.stderr[-3000:]

@@ -40,6 +40,23 @@ __all__: list[str] = []
 _GAUSSIANS = (MultivariateNormalDiag, MultivariateNormal, LowRankMultivariateNormal)
 
 
+def _after(x, dep):
+    """``x`` unchanged, but computed only once ``dep`` is: one LAPACK call at a time.
+
+    jaxlib's CPU LAPACK kernels (Cholesky, triangular solve; measured in jaxlib 0.10.1)
+    split a large batch into tasks on XLA's intra-op thread pool and block their own
+    pool thread until those tasks finish. XLA runs independent operations concurrently,
+    so two independent batched LAPACK calls can take every thread of a 2-thread pool and
+    wait for tasks that no thread is left to run: the program hangs (measured: two
+    independent Choleskys of 40,000 3x3 matrices hang on a 2-core machine; 20,000 do
+    not). The low-rank KLs make several such calls; this makes each wait for the last.
+    The dependency is one scalar of ``dep`` times 0 (0 also for a non-finite scalar),
+    so values and gradients are exactly those of ``x``.
+    """
+    d0 = lax.stop_gradient(jnp.ravel(dep)[0])
+    return x + 0 * jnp.where(jnp.isfinite(d0), d0, 0).astype(x.dtype)
+
+
 def _scale_term(sp, sq):
     """``g((sp/sq)^2)`` for standard deviations ``sp``, ``sq`` (cancellation-free).
 
@@ -124,7 +141,7 @@ def _kl2_identity_plus(np_, nq):
         x, log1p_x = -xq / (1 + xq), -jnp.log1p(xq)
     else:
         lp, xp = _shifted_cholesky(np_)
-        lq, xq = _shifted_cholesky(nq)
+        lq, xq = _shifted_cholesky(_after(nq, lp))
         m = solve_triangular(lq, lp, lower=True)
         x, log1p_x = (xp - xq) / (1 + xq), jnp.log1p(xp) - jnp.log1p(xq)
     return _strict_lower_sq(m) + jnp.sum(x_minus_log1p(x, log1p_x), axis=-1)
@@ -150,7 +167,8 @@ def _kl_woodbury(diff, vp, log_vp, wp, vq, wq):
       determinants, which is what the KL itself is made of when p and q are far apart.
     """
     near, near_size = _kl2_woodbury_near(diff, vp, log_vp, wp, vq, wq)
-    direct, direct_size = _kl2_woodbury_direct(diff, vp, log_vp, wp, vq, wq)
+    # The direct form's LAPACK calls wait for the near form's (see _after).
+    direct, direct_size = _kl2_woodbury_direct(diff, _after(vp, near), log_vp, wp, _after(vq, near), wq)
     return 0.5 * jnp.where(direct_size < near_size, direct, near)
 
 
@@ -173,6 +191,7 @@ def _kl2_woodbury_direct(diff, vp, log_vp, wp, vq, wq):
     ld_p = jnp.sum(log_vp, axis=-1)
     minus = 0.0
     g = None
+    cap_p = None
     if wp is not None:
         g = wp * inv_sq[..., None]
         trace = trace + jnp.sum(jnp.square(g), axis=(-2, -1))
@@ -182,7 +201,8 @@ def _kl2_woodbury_direct(diff, vp, log_vp, wp, vq, wq):
     if wq is not None:
         aq = wq * inv_sq[..., None]
         aqt = jnp.swapaxes(aq, -2, -1)
-        cap_q = jnp.linalg.cholesky(jnp.eye(aq.shape[-1], dtype=aq.dtype) + aqt @ aq)
+        cap_in = jnp.eye(aq.shape[-1], dtype=aq.dtype) + aqt @ aq
+        cap_q = jnp.linalg.cholesky(cap_in if cap_p is None else _after(cap_in, cap_p))
         ld_q = ld_q + 2 * jnp.sum(jnp.log(_diag(cap_q)), axis=-1)
         cols = [aqt * jnp.sqrt(r)[..., None, :], (aqt @ y[..., None])]
         if g is not None:
@@ -258,7 +278,9 @@ def _kl2_woodbury_near(diff, vp, log_vp, wp, vq, wq):
         total, size = total + piece, size + jnp.abs(piece)
     if aq is not None:
         aqt = jnp.swapaxes(aq, -2, -1)
-        cap_q = jnp.linalg.cholesky(jnp.eye(aq.shape[-1], dtype=aq.dtype) + aqt @ aq)
+        cap_in = jnp.eye(aq.shape[-1], dtype=aq.dtype) + aqt @ aq
+        # After T0's LAPACK calls (see _after); t0 is an array whenever aq is not None.
+        cap_q = jnp.linalg.cholesky(_after(cap_in, t0))
         batch = jnp.broadcast_shapes(aqt.shape[:-2], y.shape[:-1])
         rhs = jnp.concatenate(
             [jnp.broadcast_to(aqt, batch + aqt.shape[-2:]), (aqt @ y[..., None])], axis=-1

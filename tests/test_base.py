@@ -105,7 +105,7 @@ def test_invalid_values_inside_jit_are_not_checked_but_documented():
         (lambda: vikl.Normal(jnp.array([1 + 1j]), 1.0), r"loc must be a real floating-point array"),
         (lambda: vikl.Normal("a", 1.0), r"loc must be real numbers"),
         (lambda: vikl.Normal(jnp.zeros(3), jnp.ones(4)), r"do not broadcast \(loc: \(3,\), scale: \(4,\)\)"),
-        (lambda: vikl.Normal(float("nan"), 1.0), r"loc must be real numbers \(not NaN\)"),
+        (lambda: vikl.Normal(float("nan"), 1.0), r"loc must be finite real numbers \(not NaN or \+-inf\); got 1 NaN"),
     ],
 )
 def test_bad_input_raises_clear_value_errors(make, match):

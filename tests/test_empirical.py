@@ -83,7 +83,7 @@ def test_bad_input():
         vikl.Empirical(jnp.zeros((4, 2)), event_ndims=1.0)
     with pytest.raises(ValueError, match="at least one sample"):
         vikl.Empirical(jnp.zeros((0, 2)))
-    with pytest.raises(ValueError, match="Empirical: samples must be real numbers \\(not NaN\\)"):
+    with pytest.raises(ValueError, match="Empirical: samples must be finite real numbers \\(not NaN or \\+-inf\\)"):
         vikl.Empirical(jnp.array([1.0, jnp.nan]))
     with pytest.raises(ValueError, match="samples must have a floating dtype"):
         vikl.Empirical(jnp.arange(4))

@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import EXPERIMENTS
+from vikl.experiments import EXPERIMENTS
 
 # One xdist worker runs this whole file (``--dist loadgroup``), so each experiment
 # runs once per session, not once per worker.
@@ -35,7 +35,7 @@ def outputs(tmp_path_factory):
     def get(name):
         if name not in cache:
             out = str(root / name)
-            module = importlib.import_module(f"experiments.{name}")
+            module = importlib.import_module(f"vikl.experiments.{name}")
             record = module.main(["--quick", "--no-progress", "--out", out, "--seed", "0"])
             cache[name] = (record, out)
         return cache[name]
@@ -96,7 +96,7 @@ def test_listing_names_every_experiment():
 
 
 def test_readme_figures_are_figures_the_experiments_write(outputs):
-    from experiments.__main__ import README_FIGURES
+    from vikl.experiments.__main__ import README_FIGURES
 
     assert set(README_FIGURES) == set(EXPERIMENTS)
     for name, pngs in README_FIGURES.items():
@@ -105,14 +105,14 @@ def test_readme_figures_are_figures_the_experiments_write(outputs):
 
 def test_every_experiment_module_exists_with_matching_summary():
     for name, summary in EXPERIMENTS.items():
-        module = importlib.import_module(f"experiments.{name}")
+        module = importlib.import_module(f"vikl.experiments.{name}")
         assert module.NAME == name
         assert module.__doc__.strip().splitlines()[0] == summary
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
 def test_help(name, capsys):
-    module = importlib.import_module(f"experiments.{name}")
+    module = importlib.import_module(f"vikl.experiments.{name}")
     with pytest.raises(SystemExit) as exc:
         module.main(["--help"])
     assert exc.value.code == 0
@@ -123,7 +123,7 @@ def test_help(name, capsys):
 
 
 def test_run_all_subset(tmp_path, capsys):
-    from experiments.__main__ import main
+    from vikl.experiments.__main__ import main
 
     figures = tmp_path / "figures"
     assert main(["all", "--quick", "--no-progress", "--only", "coding,distance_vs_divergence",
@@ -153,7 +153,7 @@ def test_writes_figures_and_json(name, outputs):
 
 def test_same_seed_same_numbers(tmp_path, outputs):
     # A sampling experiment and one that fits with vikl.fit (optimizer, keys, compiled loop).
-    from experiments import coin_llr, mean_field
+    from vikl.experiments import coin_llr, mean_field
 
     first, _ = outputs("coin_llr")
     again = coin_llr.main(["--quick", "--no-progress", "--out", str(tmp_path / "a"), "--seed", "0"])

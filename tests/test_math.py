@@ -108,3 +108,58 @@ def test_low_precision_dtypes_use_the_log1p_kernel():
         ref = np.array([float(_mp_term(float(x), 1.0)) for x in np.asarray(a)])
     np.testing.assert_allclose(got, ref, rtol=5e-3, atol=1e-7)
     assert square_ratio_term(a, a).dtype == jnp.float16
+
+
+# ---------------------------------------------------------------- issue 19, item 6
+def _extreme_pairs(dtype):
+    """``(a, b)`` over the whole normal range: b beyond 1 / tiny, ratios below tiny."""
+    info = np.finfo(dtype)
+    top = float(info.max)
+    exps = [-37, -30, -20, -1, 0, 1, 20, 30, 37] if dtype == np.float32 else [-307, -300, -150, 0, 150, 300, 307]
+    values = [10.0**e for e in exps] + [top, 0.7 * top, float(info.tiny)]
+    pairs = [(a, b) for a in values for b in values]
+    pairs += [(b * (1 - 3e-6), b) for b in values[:-1]]  # nearly equal at every magnitude
+    return np.asarray(pairs, dtype)
+
+
+def test_whole_normal_range_is_finite_and_accurate(dtype):
+    """Scales above 1 / tiny (8.5e37 in float32) and ratios below tiny (issue 19, item 6).
+
+    Before: 1 / b flushed to 0 for b > 8.5e37, giving +inf for KL(N(0, 1e38) ‖ N(0, 1e38));
+    ratios below tiny gave +inf where the value is finite (-1 - 2 log r).
+    """
+    ab = _extreme_pairs(dtype)
+    got = np.asarray(jax.jit(square_ratio_term)(ab[:, 0], ab[:, 1]), np.float64)
+    top = float(np.finfo(dtype).max)
+    with mpmath.workdps(40):
+        ref = [_mp_term(a, b) for a, b in ab]
+    for (a, b), g, r in zip(ab, got, ref):
+        if r > top:
+            assert g == np.inf, (a, b, g)
+        else:
+            assert abs(g - float(r)) <= 8 * float(np.finfo(dtype).eps) * float(r) + 1e-300, (a, b, g, r)
+
+
+def test_gradient_over_the_whole_normal_range(dtype):
+    """Never NaN where the value is finite; right (against mpmath) for huge scales and tiny ratios.
+
+    d/da = 2 (r^2 - 1) / a and d/db = -2 (r^2 - 1) / b: where these exceed the largest
+    float the derivative is +-inf, elsewhere it must match to a few ulps (where normal).
+    """
+    ab = _extreme_pairs(dtype)
+    ga, gb = jax.jit(jax.vmap(jax.grad(square_ratio_term, argnums=(0, 1))))(ab[:, 0], ab[:, 1])
+    value = np.asarray(square_ratio_term(ab[:, 0], ab[:, 1]))
+    info = np.finfo(dtype)
+    with mpmath.workdps(40):
+        for (a, b), g_a, g_b, v in zip(ab, np.asarray(ga), np.asarray(gb), value):
+            if not np.isfinite(v):
+                continue
+            a_mp, b_mp = mpmath.mpf(float(a)), mpmath.mpf(float(b))
+            r2m1 = (a_mp / b_mp) ** 2 - 1
+            for got, ref in ((g_a, 2 * r2m1 / a_mp), (g_b, -2 * r2m1 / b_mp)):
+                got = float(got)
+                assert not np.isnan(got), (a, b)
+                if abs(ref) >= float(info.max):
+                    assert got == float(mpmath.sign(ref)) * np.inf, (a, b, got, ref)
+                elif abs(ref) > float(info.tiny) * 16:
+                    assert abs(got - float(ref)) <= 16 * float(info.eps) * abs(float(ref)), (a, b, got, ref)

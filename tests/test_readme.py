@@ -14,7 +14,7 @@ def test_readme_examples_print_what_the_readme_says():
 
 
 def test_readme_shows_every_experiment_figure_with_its_command():
-    from experiments.__main__ import README_FIGURES
+    from vikl.experiments.__main__ import README_FIGURES
 
     text = README.read_text()
     for name, pngs in README_FIGURES.items():

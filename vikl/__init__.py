@@ -3,7 +3,8 @@
 Public surface. Distributions (``vikl.Normal``, ``vikl.MultivariateNormal``, ...),
 information measures (``kl_divergence``, ``entropy``, ``cross_entropy``,
 ``jensen_shannon``, ``mutual_information``, ``conditional_entropy``), the
-Monte-Carlo estimator ``estimate_kl`` and the variational fitting loop ``fit``.
+Monte-Carlo estimator ``estimate_kl``, the variational fitting loop ``fit`` and
+its pure pieces ``fit_init``/``fit_step``.
 """
 
 from vikl._jax_check import warn_if_bad_jaxlib as _warn_if_bad_jaxlib
@@ -15,10 +16,11 @@ from vikl._base import Distribution, param, static, validation
 from vikl._distributions import *  # noqa: F401,F403
 from vikl._distributions import __dict__ as _families_ns
 from vikl._kl import kl_divergence, register_kl, registered_kl_pairs
-from vikl._estimators import Estimate, estimate_kl
+from vikl._estimators import Estimate, EstimateWarning, estimate_kl
 from vikl._info import *  # noqa: F401,F403
 from vikl import _info
-from vikl._fit import FitDivergedError, FitResult, fit
+from vikl._fit import FitDivergedError, FitInterrupted, FitResult, fit
+from vikl._loop import FitState, fit_init, fit_step
 from vikl import objectives, families
 
 __version__ = "0.1.0"
@@ -40,9 +42,14 @@ __all__ = [
     "registered_kl_pairs",
     "estimate_kl",
     "Estimate",
+    "EstimateWarning",
     "fit",
     "FitResult",
     "FitDivergedError",
+    "FitInterrupted",
+    "FitState",
+    "fit_init",
+    "fit_step",
     "objectives",
     "families",
     *_FAMILY_NAMES,

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from typing import Any, ClassVar
 
 import jax
@@ -42,8 +43,16 @@ import numpy as np
 
 from vikl import _constraints as constraints
 from vikl._math import with_score
+from vikl._validate import IntTypeError, check_int
 
-__all__ = ["Distribution", "param", "static", "validation", "is_concrete"]
+__all__ = [
+    "Distribution",
+    "check_sample_shape",
+    "is_concrete",
+    "param",
+    "static",
+    "validation",
+]
 
 _VALIDATE = [True]
 
@@ -84,6 +93,75 @@ def is_concrete(*xs) -> bool:
 
 def _default_float():
     return jnp.zeros(()).dtype  # float32, or float64 under jax_enable_x64
+
+
+def _integer_or_none(n):
+    """``n`` as a Python int, or None when it is not an integer (bools and floats are not)."""
+    try:
+        return check_int("entry", n, minimum=-(2**63))
+    except IntTypeError:
+        return None
+
+
+def check_sample_shape(sample_shape) -> tuple[int, ...]:
+    """Validates a ``sample_shape`` and returns it as a tuple of Python ints.
+
+    Accepts a tuple or list of non-negative integers (Python ints, NumPy
+    integer scalars, 0-d integer arrays), a ``jax``/``numpy`` shape, or a
+    single non-negative integer ``n``, read as ``(n,)`` (as NumPyro does).
+    Every family's ``sample`` goes through it, so ``d.sample(key, 5)`` and
+    ``d.sample(key, (5,))`` are the same draws.
+
+    Raises:
+      IntTypeError: (a ``TypeError`` and a ``ValueError``) a non-integer
+        entry (a float, a bool, a traced value) or a non-sequence.
+      ValueError: a negative entry.
+    """
+    if type(sample_shape) is tuple and all(type(n) is int and n >= 0 for n in sample_shape):
+        return sample_shape  # the common case, checked cheaply
+    expected = "sample_shape must be a tuple of non-negative ints (or one int n, read as (n,))"
+    if isinstance(sample_shape, (tuple, list)):
+        entries = list(sample_shape)
+    elif _integer_or_none(sample_shape) is not None:
+        entries = [sample_shape]
+    else:
+        raise IntTypeError(
+            f"{expected}; got {sample_shape!r} (type {type(sample_shape).__name__})"
+        )
+    out = []
+    for n in entries:
+        value = _integer_or_none(n)
+        if value is None:
+            raise IntTypeError(
+                f"{expected}; got {sample_shape!r}, whose entry {n!r} "
+                f"(type {type(n).__name__}) is not an integer"
+            )
+        if value < 0:
+            raise ValueError(f"{expected}; got {sample_shape!r}, which has the negative entry {value}")
+        out.append(value)
+    return tuple(out)
+
+
+_SAMPLING_METHODS = ("sample", "sample_and_log_prob", "_sample_and_stopped_log_prob")
+
+
+def _with_checked_sample_shape(method):
+    """Wraps ``method(self, key, sample_shape=(), ...)`` to validate ``sample_shape`` first."""
+
+    @functools.wraps(method)
+    def wrapper(self, key, sample_shape=(), *args, **kwargs):
+        return method(self, key, check_sample_shape(sample_shape), *args, **kwargs)
+
+    wrapper._vikl_checks_sample_shape = True
+    return wrapper
+
+
+def _missing_param_error(cls_name: str, name: str, constraint) -> ValueError:
+    return ValueError(
+        f"{cls_name}: {name} is required; got None. Pass an array of "
+        f"{constraint.description} (shape batch_shape"
+        f"{' + event_shape' if constraint.event_dim else ''})."
+    )
 
 
 def _to_float_array(cls_name: str, name: str, value, constraint) -> jax.Array:
@@ -178,6 +256,16 @@ class Distribution:
         cls._param_constraints = {
             f.name: f.metadata["constraint"] for f in fields if "constraint" in f.metadata
         }
+        cls._optional_params = frozenset(
+            f.name for f in fields
+            if "constraint" in f.metadata and (f.name.startswith("_") or f.default is None)
+        )
+        # Every family's sampling methods validate sample_shape (also inherited ones
+        # from mixins such as _FromNoise, which are not Distribution subclasses).
+        for meth in _SAMPLING_METHODS:
+            fn = getattr(cls, meth)
+            if not getattr(fn, "_vikl_checks_sample_shape", False):
+                setattr(cls, meth, _with_checked_sample_shape(fn))
 
         def flatten_with_keys(obj):
             children = tuple(
@@ -223,6 +311,8 @@ class Distribution:
         for k, c in cls._param_constraints.items():
             v = getattr(self, k)
             if v is None:
+                if k not in cls._optional_params:
+                    raise _missing_param_error(name, k, c)
                 continue
             params[k] = _to_float_array(name, k, v, c)
         if params:
@@ -237,6 +327,11 @@ class Distribution:
                 raise ValueError(
                     f"{name}: {k} must have at least {ed} dimension(s) "
                     f"({cls._param_constraints[k].name}); got shape {tuple(p.shape)}"
+                )
+            if ed == 1 and p.shape[-1] == 0:
+                raise ValueError(
+                    f"{name}: {k} must have at least one entry along its last axis (the event "
+                    f"axis); got shape {tuple(p.shape)}"
                 )
             batch_shapes.append(p.shape[: p.ndim - ed])
         try:
@@ -297,7 +392,12 @@ class Distribution:
 
     # ------------------------------------------------------------------ interface
     def sample(self, key: jax.Array, sample_shape=()) -> jax.Array:
-        """Draws samples of shape ``sample_shape + batch_shape + event_shape``."""
+        """Draws samples of shape ``sample_shape + batch_shape + event_shape``.
+
+        ``sample_shape`` is a tuple of non-negative ints; one int ``n`` means
+        ``(n,)``. It is validated (for every family) before the family's own
+        ``sample`` runs: a negative or non-integer entry raises ``ValueError``.
+        """
         raise NotImplementedError(f"{type(self).__name__} does not implement sample")
 
     def log_prob(self, x) -> jax.Array:
@@ -337,6 +437,17 @@ class Distribution:
             "-mean(log_prob(sample(key, (n,))))."
         )
 
+    def strata(self):
+        """Strata for Monte-Carlo objectives: ``(log_weights, components)`` or ``None``.
+
+        A family that is a weighted sum of components (a mixture) returns the
+        normalized log weights, shape ``(K,)``, and the components as one
+        Distribution of batch shape ``(K,)``; objectives then draw from each
+        component, ``E_q f = sum_k w_k E_{q_k} f``, so that reparameterized
+        gradients reach the weights. ``None`` (the default): draw from ``q``.
+        """
+        return None
+
     @property
     def mean(self) -> jax.Array:
         """Mean, shape ``batch_shape + event_shape``."""
@@ -354,8 +465,9 @@ class Distribution:
 
     # ------------------------------------------------------------------ helpers
     def _extended_shape(self, sample_shape=()) -> tuple[int, ...]:
-        """``sample_shape + batch_shape + event_shape``."""
-        return tuple(sample_shape) + tuple(self.batch_shape) + tuple(self.event_shape)
+        """``sample_shape + batch_shape + event_shape`` (``sample_shape`` validated)."""
+        sample_shape = check_sample_shape(sample_shape)
+        return sample_shape + tuple(self.batch_shape) + tuple(self.event_shape)
 
     def __repr__(self):
         parts = []

@@ -13,6 +13,14 @@ constraint knows three things:
 parameter (0 for a scalar, 1 for a vector such as a simplex, 2 for a matrix
 such as a Cholesky factor). Constraints with ``is_discrete=True`` or
 ``trainable=False`` have no bijection; ``fit`` keeps those parameters fixed.
+
+Every constraint rejects NaN and infinities, with one documented exception:
+logits (:data:`logit`, :data:`logits_vector`) may be ``-inf``, meaning an
+outcome of probability 0 (and a scalar log-odds may be ``+inf``: probability
+1). Positive values must be at least the dtype's smallest *normal* number
+(``jnp.finfo(dtype).tiny``, about 1.2e-38 in float32 and 2.2e-308 in float64):
+XLA flushes subnormal numbers to zero, so a smaller scale would be computed as
+0 (``log(scale) = -inf``, ``0 / 0 = NaN``).
 """
 
 from __future__ import annotations
@@ -23,17 +31,19 @@ import numpy as np
 
 __all__ = [
     "Constraint",
-    "real",
-    "real_vector",
-    "positive",
-    "positive_vector",
-    "unit_interval",
-    "simplex",
-    "lower_cholesky",
-    "nonnegative_integer",
-    "positive_integer",
     "fixed",
     "fixed_vector",
+    "logit",
+    "logits_vector",
+    "lower_cholesky",
+    "nonnegative_integer",
+    "positive",
+    "positive_integer",
+    "positive_vector",
+    "real",
+    "real_vector",
+    "simplex",
+    "unit_interval",
 ]
 
 
@@ -75,19 +85,69 @@ class Constraint:
         return f"constraints.{self.name}"
 
 
+def _nonfinite_counts(x) -> str:
+    """``"2 NaN, 1 +inf"``-style summary of the non-finite entries of ``x`` ("" if none)."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.inexact):
+        return ""
+    parts = [
+        f"{n} {what}"
+        for n, what in (
+            (int(np.isnan(x).sum()), "NaN"),
+            (int(np.isposinf(x).sum()), "+inf"),
+            (int(np.isneginf(x).sum()), "-inf"),
+        )
+        if n
+    ]
+    return ", ".join(parts)
+
+
+def _tiny(x):
+    """Smallest positive normal number of ``x``'s floating dtype (default float otherwise)."""
+    dtype = jnp.result_type(x)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.zeros(()).dtype
+    return jnp.finfo(dtype).tiny
+
+
+def _subnormal_note(x) -> str:
+    """An explanation when ``x`` holds positive values below the dtype's smallest normal number."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        return ""
+    tiny = float(jnp.finfo(jnp.result_type(x)).tiny)
+    n = int(np.sum((x > 0) & (x < tiny)))
+    if not n:
+        return ""
+    return (
+        f"; {n} value(s) are subnormal (0 < value < {tiny:.6g}, the smallest normal "
+        f"{np.dtype(x.dtype).name}): XLA flushes them to zero, so they would act as 0. Use "
+        "float64 (jax.config.update('jax_enable_x64', True)) or rescale the problem"
+    )
+
+
+def _all_event(ok, event_dim):
+    """Reduces an elementwise mask over the trailing ``event_dim`` axes."""
+    if event_dim:
+        ok = jnp.all(ok, axis=tuple(range(-event_dim, 0)))
+    return ok
+
+
 class _Real(Constraint):
+    """Finite real numbers: NaN and ``+-inf`` are refused.
+
+    An infinite location or weight is not a distribution (``inf - inf = NaN``
+    appears in every formula); :class:`_Logits` is the exception for logits.
+    """
+
     name = "real"
-    description = "real numbers (not NaN)"
+    description = "finite real numbers (not NaN or +-inf)"
 
     def __init__(self, event_dim=0):
         self.event_dim = event_dim
 
     def check(self, x):
-        ok = jnp.isfinite(x) | jnp.isinf(x)  # +-inf allowed (e.g. Uniform bounds), NaN is not
-        ok = ~jnp.isnan(x) & ok
-        if self.event_dim:
-            ok = jnp.all(ok, axis=tuple(range(-self.event_dim, 0)))
-        return ok
+        return _all_event(jnp.isfinite(x), self.event_dim)
 
     def forward(self, u):
         return u
@@ -97,14 +157,59 @@ class _Real(Constraint):
 
     def describe_violation(self, x):
         x = np.asarray(x)
-        return f"{int(np.isnan(x).sum())} NaN value(s) (shape {x.shape})"
+        return f"{_nonfinite_counts(x) or 'no non-finite'} value(s) (shape {x.shape})"
+
+
+class _Logits(Constraint):
+    """Log-probabilities up to a constant: ``-inf`` (probability 0) is allowed, NaN is not.
+
+    Scalar log-odds (``event_dim=0``, Bernoulli-like families) may be ``+inf``
+    too (probability 1). Logit vectors (``event_dim=1``, normalized by a
+    softmax over the last axis) may not hold ``+inf`` (``inf - inf`` in the
+    softmax) and need at least one entry ``> -inf`` per vector.
+    """
+
+    def __init__(self, event_dim=0):
+        self.event_dim = event_dim
+        if event_dim == 0:
+            self.name = "logit"
+            self.description = "real numbers or +-inf (not NaN); -inf means probability 0"
+        else:
+            self.name = "logits_vector"
+            self.description = (
+                "real numbers or -inf (not NaN or +inf), at least one finite entry along the "
+                "last axis; -inf marks an outcome of probability 0"
+            )
+
+    def check(self, x):
+        if self.event_dim == 0:
+            return ~jnp.isnan(x)
+        ok = _all_event(~jnp.isnan(x) & (x < jnp.inf), self.event_dim)
+        return ok & jnp.any(jnp.isfinite(x), axis=-1)
+
+    def forward(self, u):
+        return u
+
+    def inverse(self, x):
+        return x
+
+    def describe_violation(self, x):
+        x = np.asarray(x)
+        text = _nonfinite_counts(x) or "no non-finite"
+        if self.event_dim and x.ndim and x.shape[-1]:
+            empty = int(np.sum(~np.any(np.isfinite(x), axis=-1)))
+            if empty:
+                text += f"; {empty} vector(s) with no finite entry"
+        return f"{text} value(s) (shape {x.shape})"
 
 
 class _Positive(Constraint):
-    """Finite values ``> 0``.
+    """Finite values ``> 0`` (at least the dtype's smallest normal number).
 
     ``+inf`` is refused: a scale or rate of ``inf`` is not a distribution (no
-    density), and formulas evaluated there give ``inf - inf = NaN``.
+    density), and formulas evaluated there give ``inf - inf = NaN``. Subnormal
+    values (``0 < x < jnp.finfo(dtype).tiny``) are refused with an explanation:
+    XLA flushes them to zero, so every formula would see a scale of 0.
     """
 
     name = "positive"
@@ -114,16 +219,16 @@ class _Positive(Constraint):
         self.event_dim = event_dim
 
     def check(self, x):
-        ok = (x > 0) & (x < jnp.inf)
-        if self.event_dim:
-            ok = jnp.all(ok, axis=tuple(range(-self.event_dim, 0)))
-        return ok
+        return _all_event((x >= _tiny(x)) & (x < jnp.inf), self.event_dim)
 
     def forward(self, u):
         return jnp.exp(u)
 
     def inverse(self, x):
         return jnp.log(x)
+
+    def describe_violation(self, x):
+        return super().describe_violation(x) + _subnormal_note(x)
 
 
 class _UnitInterval(Constraint):
@@ -192,7 +297,8 @@ class _LowerCholesky(Constraint):
         upper = jnp.triu(x, k=1)
         diag = jnp.diagonal(x, axis1=-2, axis2=-1)
         finite = jnp.all(jnp.isfinite(x), axis=(-2, -1))
-        return jnp.all(upper == 0, axis=(-2, -1)) & jnp.all(diag > 0, axis=-1) & finite
+        diag_ok = jnp.all(diag >= _tiny(x), axis=-1)
+        return jnp.all(upper == 0, axis=(-2, -1)) & diag_ok & finite
 
     def forward(self, u):
         diag = jnp.exp(jnp.diagonal(u, axis1=-2, axis2=-1))
@@ -212,7 +318,7 @@ class _LowerCholesky(Constraint):
         nonfinite = f", {bad} non-finite entr{'y' if bad == 1 else 'ies'}" if bad else ""
         return (
             f"largest |entry| above the diagonal {upper:.6g}, smallest diagonal entry "
-            f"{diag.min():.6g}{nonfinite} (shape {x.shape})"
+            f"{diag.min():.6g}{nonfinite} (shape {x.shape}){_subnormal_note(diag)}"
         )
 
 
@@ -223,32 +329,35 @@ class _Integer(Constraint):
     def __init__(self, name, lower):
         self.name = name
         self.lower = lower
-        self.description = f"integers >= {lower}"
+        self.description = f"integers >= {lower} (finite)"
 
     def check(self, x):
-        return (x >= self.lower) & (jnp.floor(x) == x)
+        return (x >= self.lower) & (jnp.floor(x) == x) & jnp.isfinite(x)
 
 
 class _Fixed(Constraint):
-    """Any real array, never trained (data, e.g. Empirical samples)."""
+    """Any finite real array, never trained (data, e.g. Empirical samples)."""
 
     trainable = False
 
     def __init__(self, event_dim=0):
         self.name = "fixed"
-        self.description = "real numbers (not NaN)"
+        self.description = "finite real numbers (not NaN or +-inf)"
         self.event_dim = event_dim
 
     def check(self, x):
-        ok = ~jnp.isnan(x)
-        if self.event_dim:
-            ok = jnp.all(ok, axis=tuple(range(-self.event_dim, 0)))
-        return ok
+        return _all_event(jnp.isfinite(x), self.event_dim)
+
+    def describe_violation(self, x):
+        x = np.asarray(x)
+        return f"{_nonfinite_counts(x) or 'no non-finite'} value(s) (shape {x.shape})"
 
 
 real = _Real()
 real_vector = _Real(event_dim=1)
 real_vector.name = "real_vector"
+logit = _Logits()
+logits_vector = _Logits(event_dim=1)
 positive = _Positive()
 positive_vector = _Positive(event_dim=1)
 positive_vector.name = "positive_vector"

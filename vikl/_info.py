@@ -5,173 +5,121 @@ probabilities along the last axis (a joint table along the last two axes for
 ``mutual_information`` / ``conditional_entropy``). Results are in nats, or in
 units of ``log(base)`` (``base=2``: bits). Discrete conventions: ``0 log 0 = 0``;
 ``+inf`` (never NaN) where ``p > 0`` meets ``q = 0``; gradients are finite
-wherever the value is.
+wherever the value is. Divergences are summed as non-negative Bregman terms
+(``vikl._probs``): never negative, and accurate to the dtype's relative
+precision however close the two distributions are. ``base`` is static: a
+Python number (or NumPy scalar) that is finite, > 0 and != 1; a traced
+``base`` under ``jit`` raises a ``TypeError`` saying so.
 """
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from vikl._base import Distribution, _default_float, is_concrete
-from vikl._distributions.bernoulli import Bernoulli, _success_failure
-from vikl._distributions.categorical import (
-    Categorical,
-    _kl_terms_probs,
-    _safe_log,
-    _weighted_log_ratio,
+from vikl._base import Distribution
+from vikl._distributions.bernoulli import Bernoulli
+from vikl._distributions.categorical import Categorical
+from vikl._probs import (
+    as_probs,
+    bernoulli_parts,
+    categorical_parts,
+    check_same_events,
+    compensated_sum,
+    js_from_parts,
+    kl_from_parts,
+    kl_probs,
+    normalized_parts,
+    product_minus,
+    safe_log,
+    same_dtype,
+    weighted_log_ratio,
+    xlog,
 )
-from vikl._math import log_base
 
 __all__ = [
-    "entropy",
+    "conditional_entropy",
     "cross_entropy",
+    "entropy",
     "jensen_shannon",
     "mutual_information",
-    "conditional_entropy",
 ]
 
 
-# ---------------------------------------------------------------- array helpers
-def _sum_tolerance(dtype, k: int) -> float:
-    """How far a row sum of ``k`` probabilities in ``dtype`` may drift from 1."""
-    eps = float(jnp.finfo(dtype).eps)
-    return max(64 * eps, 1e-9) * max(1.0, float(np.sqrt(k)))
-
-
-def _as_probs(x, name: str, event_ndims: int = 1) -> jax.Array:
-    """Converts ``x`` to a floating array of probabilities over its last ``event_ndims`` axes.
-
-    Integers and bools become the default float dtype. On concrete values,
-    checks that entries are non-negative and that each distribution sums to 1
-    within a dtype-aware tolerance; raises ``ValueError`` naming ``name``.
-    """
-    if isinstance(x, Distribution):
-        raise TypeError(f"{name}: expected an array of probabilities; got a {type(x).__name__}")
-    arr = jnp.asarray(x)
-    if not jnp.issubdtype(arr.dtype, jnp.floating):
-        if not (jnp.issubdtype(arr.dtype, jnp.integer) or arr.dtype == jnp.bool_):
-            raise ValueError(f"{name} must be an array of real probabilities; got dtype {arr.dtype}")
-        arr = arr.astype(_default_float())
-    if arr.ndim < event_ndims:
-        raise ValueError(
-            f"{name} must have at least {event_ndims} axis/axes of probabilities; "
-            f"got shape {tuple(arr.shape)}"
+# ---------------------------------------------------------------- helpers
+def _log_base(base) -> float:
+    """``log(base)`` for the unit (1 for nats); ``base`` must be a static real > 0, != 1, finite."""
+    if base is None:
+        return 1.0
+    if isinstance(base, jax.core.Tracer):
+        raise TypeError(
+            "base must be a static Python number (e.g. 2 for bits), not a traced value: it "
+            "selects the unit, so under jax.jit mark it static "
+            "(jax.jit(f, static_argnames='base')), or compute in nats and divide by jnp.log(base)."
         )
-    if is_concrete(arr):
-        a = np.asarray(arr)
-        axes = tuple(range(-event_ndims, 0))
-        k = int(np.prod(a.shape[a.ndim - event_ndims :]))
-        if np.isnan(a).any():
-            raise ValueError(f"{name} contains {int(np.isnan(a).sum())} NaN value(s)")
-        if (a < 0).any():
-            raise ValueError(
-                f"{name} must be non-negative probabilities; got min {a.min():.6g} "
-                f"(shape {a.shape})"
-            )
-        sums = a.sum(axis=axes, dtype=np.float64)
-        tol = _sum_tolerance(a.dtype, k)
-        bad = np.abs(sums - 1) > tol
-        if bad.any():
-            what = "along the last axis" if event_ndims == 1 else "over the last two axes"
-            raise ValueError(
-                f"{name} must sum to 1 {what}; got sums in [{sums.min():.8g}, {sums.max():.8g}] "
-                f"({int(bad.sum())} of {sums.size} off by more than {tol:.2g}, shape {a.shape}). "
-                f"Normalize first, e.g. {name} / {name}.sum(-1, keepdims=True)."
-            )
-    return arr
-
-
-def _check_same_events(p, q, what="p and q"):
-    if p.shape[-1] != q.shape[-1]:
-        raise ValueError(
-            f"{what} must have the same number of outcomes along the last axis; "
-            f"got shapes {tuple(p.shape)} and {tuple(q.shape)}"
+    if isinstance(base, (str, bytes)):
+        raise TypeError(
+            f"base must be a real number > 0 and != 1 (e.g. 2 for bits, None for nats); "
+            f"got {type(base).__name__} {base!r}"
         )
     try:
-        return jnp.broadcast_shapes(p.shape, q.shape)
-    except ValueError as err:
+        b = float(base)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"base must be a real number > 0 and != 1 (e.g. 2 for bits, None for nats); "
+            f"got {type(base).__name__} {base!r}"
+        ) from None
+    if not (math.isfinite(b) and b > 0 and b != 1):
         raise ValueError(
-            f"{what} have batch shapes that do not broadcast: {tuple(p.shape)} and {tuple(q.shape)}"
-        ) from err
-
-
-def _same_dtype(p, q):
-    if p.dtype != q.dtype:
-        dtype = jnp.promote_types(p.dtype, q.dtype)
-        p, q = p.astype(dtype), q.astype(dtype)
-    return p, q
-
-
-def _kl_probs(p, q):
-    """``KL(p‖q) = sum_k p_k log(p_k / q_k)`` along the last axis, in nats (arrays)."""
-    p, q = _same_dtype(p, q)
-    shape = _check_same_events(p, q)
-    return jnp.sum(_kl_terms_probs(jnp.broadcast_to(p, shape), jnp.broadcast_to(q, shape)), axis=-1)
+            f"base must be > 0, != 1 and finite (e.g. 2 for bits, math.e or None for nats); "
+            f"got {base!r}"
+        )
+    return math.log(b)
 
 
 def _entropy_probs(p):
-    return 0.0 - jnp.sum(_weighted_log_ratio(p, _safe_log(p), jnp.zeros((), p.dtype)), axis=-1)
+    return 0.0 - jnp.sum(weighted_log_ratio(p, safe_log(p), jnp.zeros((), p.dtype)), axis=-1)
 
 
-_TWO_LOG2 = 2 * float(np.log(2.0))
-
-
-def _js_terms(p, q):
-    """Per-outcome terms of JS(p, q), ``(p + q)/4 * f(r)`` with ``r = (p - q)/(p + q)``.
-
-    ``f(r) = (1+r) log(1+r) + (1-r) log(1-r) = 2 r atanh(r) + log(1 - r²)``,
-    which has no first-order cancellation near ``p = q`` (``f ≈ r²``) and
-    equals ``2 log 2`` where one of ``p``, ``q`` is 0.
-    """
-    s = p + q
-    empty = s == 0
-    r = (p - q) / jnp.where(empty, 1.0, s)
-    edge = jnp.abs(r) >= 1
-    r_in = jnp.where(edge, 0.0, r)
-    f = 2 * r_in * jnp.arctanh(r_in) + jnp.log1p(-r_in * r_in)
-    f = jnp.where(edge, _TWO_LOG2, f)
-    return jnp.where(empty, 0.0, 0.25 * s * f)
-
-
-def _pair_probs(p, q, fn_name):
-    """Two Categorical / Bernoulli distributions (or two arrays) as ``(p, log p, q, log q)``.
-
-    Probabilities lie along the last axis; the logs come from ``log_softmax`` /
-    ``log_sigmoid`` for logits-parameterized distributions (``-inf`` at 0).
-    """
+def _check_kinds(p, q, fn_name):
     kinds = (Categorical, Bernoulli)
-    if isinstance(p, Distribution) or isinstance(q, Distribution):
-        for d in (p, q):
-            if isinstance(d, Distribution) and not isinstance(d, kinds):
-                raise NotImplementedError(
-                    f"{fn_name} has a closed form only for Categorical and Bernoulli "
-                    f"distributions (or probability arrays); got {type(d).__name__}. For "
-                    "continuous distributions estimate it by Monte Carlo with vikl.estimate_kl "
-                    "(for Jensen-Shannon, against the mixture m = ½p + ½q built with vikl.Mixture)."
-                )
-        if type(p) is not type(q):
-            raise TypeError(
-                f"{fn_name}: p and q must be of the same kind (both Categorical, both Bernoulli "
-                f"or both probability arrays); got {type(p).__name__} and {type(q).__name__}"
+    for d in (p, q):
+        if isinstance(d, Distribution) and not isinstance(d, kinds):
+            raise NotImplementedError(
+                f"{fn_name} has a closed form only for Categorical and Bernoulli "
+                f"distributions (or probability arrays); got {type(d).__name__}. For "
+                "continuous distributions estimate it by Monte Carlo with vikl.estimate_kl "
+                "(for Jensen-Shannon, against the mixture m = ½p + ½q built with vikl.Mixture)."
             )
+    if type(p) is not type(q):
+        raise TypeError(
+            f"{fn_name}: p and q must be of the same kind (both Categorical, both Bernoulli "
+            f"or both probability arrays); got {type(p).__name__} and {type(q).__name__}"
+        )
 
-    def vectors(d, name):
-        if isinstance(d, Categorical):
-            return d.probs, d.logits
-        if isinstance(d, Bernoulli):
-            p1, p0, lp1, lp0 = _success_failure(d)
-            return jnp.stack([p0, p1], axis=-1), jnp.stack([lp0, lp1], axis=-1)
-        a = _as_probs(d, name)
-        return a, _safe_log(a)
 
-    (pv, lp), (qv, lq) = vectors(p, "p"), vectors(q, "q")
-    if pv.dtype != qv.dtype:
-        dtype = jnp.promote_types(pv.dtype, qv.dtype)
-        pv, lp, qv, lq = (t.astype(dtype) for t in (pv, lp, qv, lq))
-    shape = _check_same_events(pv, qv)
-    return tuple(jnp.broadcast_to(t, shape) for t in (pv, lp, qv, lq))
+def _pair_parts(p, q, fn_name):
+    """Two Categorical / Bernoulli distributions (or two arrays) as KL parts ``(w, v, log w, log v, x)``.
+
+    Probabilities lie along the last axis; ``x = v / w - 1`` is computed
+    without cancellation (see ``vikl._probs``). Arrays are validated and
+    renormalized; a distribution pair uses its own parameterization.
+    """
+    if isinstance(p, Distribution) or isinstance(q, Distribution):
+        _check_kinds(p, q, fn_name)
+        if isinstance(p, Bernoulli):
+            return bernoulli_parts(p, q)
+        if p.num_categories != q.num_categories:
+            raise ValueError(
+                f"{fn_name}(Categorical, Categorical): the number of categories differs; "
+                f"p has {p.num_categories}, q has {q.num_categories}."
+            )
+        return categorical_parts(p._probs, p._logits, q._probs, q._logits)
+    pv, qv = same_dtype(as_probs(p, "p"), as_probs(q, "q"))
+    shape = check_same_events(pv, qv)
+    return normalized_parts(jnp.broadcast_to(pv, shape), jnp.broadcast_to(qv, shape))
 
 
 # ---------------------------------------------------------------- public API
@@ -184,7 +132,8 @@ def entropy(p, base=None):
     Args:
       p: a :class:`vikl.Distribution` with a closed-form ``entropy()``, or an
         array of probabilities along the last axis (shape ``(..., K)``).
-      base: logarithm base of the unit; ``None`` for nats.
+      base: logarithm base of the unit (a static Python number > 0, != 1, finite;
+        under ``jax.jit`` mark it static); ``None`` for nats.
 
     Returns:
       Shape ``p.batch_shape`` (distributions) or ``p.shape[:-1]`` (arrays).
@@ -200,10 +149,10 @@ def entropy(p, base=None):
       >>> float(vikl.entropy([0.5, 0.5], base=2))  # a fair coin: one bit
       1.0
     """
-    scale = log_base(base)
+    scale = _log_base(base)
     if isinstance(p, Distribution):
         return p.entropy() / scale
-    return _entropy_probs(_as_probs(p, "p")) / scale
+    return _entropy_probs(as_probs(p, "p")) / scale
 
 
 def cross_entropy(p, q, base=None):
@@ -216,7 +165,8 @@ def cross_entropy(p, q, base=None):
 
     Args:
       p, q: two Distributions, or two arrays of probabilities along the last axis.
-      base: logarithm base of the unit; ``None`` for nats.
+      base: logarithm base of the unit (a static Python number > 0, != 1, finite;
+        under ``jax.jit`` mark it static); ``None`` for nats.
 
     Raises:
       ValueError: bad probability arrays, or different numbers of outcomes.
@@ -227,15 +177,16 @@ def cross_entropy(p, q, base=None):
       >>> round(float(vikl.cross_entropy([0.5, 0.5], [0.25, 0.75], base=2)), 6)  # 1 + KL, bits
       1.207519
     """
-    scale = log_base(base)
+    scale = _log_base(base)
     p_dist, q_dist = isinstance(p, Distribution), isinstance(q, Distribution)
     direct = (not p_dist and not q_dist) or (
         isinstance(p, (Categorical, Bernoulli)) and type(p) is type(q)
     )
+    if direct and not p_dist:
+        pv, qv = same_dtype(as_probs(p, "p"), as_probs(q, "q"))
+        return (_entropy_probs(pv) + kl_probs(pv, qv)) / scale
     if direct:
-        pv, _, _, log_q = _pair_probs(p, q, "cross_entropy")
-        zero = jnp.zeros((), pv.dtype)
-        return jnp.sum(_weighted_log_ratio(pv, zero, log_q), axis=-1) / scale
+        return (p.entropy() + kl_from_parts(_pair_parts(p, q, "cross_entropy"))) / scale
     if not (p_dist and q_dist):
         raise TypeError(
             "cross_entropy: p and q must both be Distributions or both be probability arrays; "
@@ -257,7 +208,8 @@ def jensen_shannon(p, q, base=None):
     Args:
       p, q: two arrays of probabilities along the last axis, two Categorical or
         two Bernoulli distributions.
-      base: logarithm base of the unit; ``None`` for nats.
+      base: logarithm base of the unit (a static Python number > 0, != 1, finite;
+        under ``jax.jit`` mark it static); ``None`` for nats.
 
     Raises:
       NotImplementedError: other distributions (no closed form; estimate the two
@@ -269,12 +221,12 @@ def jensen_shannon(p, q, base=None):
       >>> float(vikl.jensen_shannon([1.0, 0.0], [0.0, 1.0], base=2))  # disjoint: 1 bit
       1.0
     """
-    pv, _, qv, _ = _pair_probs(p, q, "jensen_shannon")
-    return jnp.sum(_js_terms(pv, qv), axis=-1) / log_base(base)
+    scale = _log_base(base)
+    return js_from_parts(_pair_parts(p, q, "jensen_shannon")) / scale
 
 
 def _joint(joint):
-    pxy = _as_probs(joint, "joint", event_ndims=2)
+    pxy = as_probs(joint, "joint", event_ndims=2)
     px = jnp.sum(pxy, axis=-1, keepdims=True)
     py = jnp.sum(pxy, axis=-2, keepdims=True)
     return pxy, px, py
@@ -284,13 +236,15 @@ def mutual_information(joint, base=None):
     """Mutual information ``I(X; Y) = KL(p(x, y) ‖ p(x) p(y))`` of a joint table.
 
     ``I = sum_{x,y} p(x,y) log[p(x,y) / (p(x) p(y))]``, in nats (``base=2``:
-    bits); symmetric in X and Y, 0 exactly for independent variables. Tiny
-    negative round-off is clipped to 0.
+    bits); symmetric in X and Y, 0 for independent variables. Summed as the
+    non-negative terms ``p(x,y) g(p(x)p(y) / p(x,y))``, ``g(t) = t - 1 - log t``
+    (never negative; no cancellation for nearly independent tables).
 
     Args:
       joint: array of shape ``(..., nx, ny)``: rows index X, columns index Y,
         each table non-negative and summing to 1.
-      base: logarithm base of the unit; ``None`` for nats.
+      base: logarithm base of the unit (a static Python number > 0, != 1, finite;
+        under ``jax.jit`` mark it static); ``None`` for nats.
 
     Example:
       >>> import vikl
@@ -299,11 +253,16 @@ def mutual_information(joint, base=None):
       >>> float(vikl.mutual_information([[0.25, 0.25], [0.25, 0.25]]))  # independent
       0.0
     """
-    pxy, px, py = _joint(joint)
-    pxpy = px * py
-    terms = _weighted_log_ratio(pxy, _safe_log(pxy), _safe_log(pxpy))
-    mi = jnp.sum(terms, axis=(-2, -1))
-    return jnp.where(mi < 0, 0.0, mi) / log_base(base)
+    scale = _log_base(base)
+    pxy = as_probs(joint, "joint", event_ndims=2)
+    # Marginals as double-float sums and p(x)p(y) - p(x,y) with an exact product, so
+    # that a nearly independent table keeps float relative accuracy.
+    px_hi, px_lo = (t[..., :, None] for t in compensated_sum(pxy, axis=-1))
+    py_hi, py_lo = (t[..., None, :] for t in compensated_sum(pxy, axis=-2))
+    prod, d = product_minus(px_hi, px_lo, py_hi, py_lo, pxy)
+    flat = pxy.shape[:-2] + (-1,)
+    parts = normalized_parts(pxy.reshape(flat), prod.reshape(flat), d.reshape(flat))
+    return kl_from_parts(parts) / scale
 
 
 def conditional_entropy(joint, base=None):
@@ -311,19 +270,35 @@ def conditional_entropy(joint, base=None):
 
     Y is the column variable and X the row variable of ``joint``; for
     ``H(X | Y)`` pass ``joint.swapaxes(-1, -2)``. In nats (``base=2``: bits);
-    between 0 and ``log(ny)``. Tiny negative round-off is clipped to 0.
+    between 0 and ``log(ny)``; each term ``-p(x,y) log p(y|x)`` is non-negative,
+    with ``log p(y|x) = log1p(-(sum of the row's other entries) / p(x))`` where
+    that is more accurate.
 
     Args:
       joint: array of shape ``(..., nx, ny)`` (rows X, columns Y), each table
         non-negative and summing to 1.
-      base: logarithm base of the unit; ``None`` for nats.
+      base: logarithm base of the unit (a static Python number > 0, != 1, finite;
+        under ``jax.jit`` mark it static); ``None`` for nats.
 
     Example:
       >>> import vikl
       >>> float(vikl.conditional_entropy([[0.25, 0.25], [0.5, 0.0]], base=2))  # H(Y|X)
       0.5
     """
+    scale = _log_base(base)
     pxy, px, _ = _joint(joint)
-    terms = _weighted_log_ratio(pxy, _safe_log(pxy), _safe_log(px))
-    h = -jnp.sum(terms, axis=(-2, -1))
-    return jnp.where(h < 0, 0.0, h) / log_base(base)
+    # log p(y|x) = log1p(-rest / p(x)), rest = the row's other entries summed (no
+    # cancellation when Y is nearly determined by X); log p(x,y) - log p(x) elsewhere.
+    zero = jnp.zeros_like(pxy[..., :1])
+    before = jnp.cumsum(jnp.concatenate([zero, pxy[..., :-1]], axis=-1), axis=-1)
+    after = jnp.flip(jnp.cumsum(jnp.concatenate([zero, jnp.flip(pxy, -1)[..., :-1]], -1), -1), -1)
+    rest = before + after
+    px_safe = jnp.where(px > 0, px, 1.0)
+    close = rest < 0.5 * px
+    log_cond = jnp.where(
+        close,
+        jnp.log1p(-jnp.where(close, rest, 0.0) / px_safe),
+        safe_log(pxy) - safe_log(px_safe),
+    )
+    h = -jnp.sum(xlog(pxy, log_cond), axis=(-2, -1))
+    return jnp.maximum(h, 0.0) / scale

@@ -101,11 +101,9 @@ def kl_divergence(p, q):
         whose last axes differ.
     """
     if not isinstance(p, Distribution) and not isinstance(q, Distribution):
-        from vikl._info import _as_probs, _kl_probs
+        from vikl._probs import as_probs, kl_probs
 
-        p = _as_probs(p, "p")
-        q = _as_probs(q, "q")
-        return _kl_probs(p, q)
+        return kl_probs(as_probs(p, "p"), as_probs(q, "q"))
     if not isinstance(p, Distribution) or not isinstance(q, Distribution):
         raise TypeError(
             "kl_divergence: p and q must both be vikl Distributions or both be probability "

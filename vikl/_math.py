@@ -10,7 +10,7 @@ import numpy as np
 from jax import lax
 
 __all__ = [
-    "x_minus_log1p", "square_ratio_term", "xlogy", "xlogx", "log_base", "reciprocal", "with_score",
+    "x_minus_log1p", "square_ratio_term", "scaled_reciprocal", "half_square_sum", "log_of_ratio", "xlogy", "xlogx", "log_base", "reciprocal", "with_score",
 ]
 
 
@@ -91,6 +91,13 @@ class _FloatLayout:
         # against 7x for [sqrt(1/2), sqrt(2))).
         self.window_bits = int(np.array(0.68, dtype).view(self.int_dtype))
         self.tiny = float(info.tiny)
+        # The exponent field: EXP - (bits(b) & EXP) is the bit pattern of 2^(1 - e) for
+        # b = f 2^e (f in [1, 2)), a power of two that brings b into [2, 4) and is itself
+        # normal for every normal b (the result of 1/b alone is subnormal above 2^emax-1).
+        self.exp_mask = int(np.array(np.inf, dtype).view(self.int_dtype))
+        # Ratios below the smallest normal float are lifted by 2^(2 * lift) (applied as two
+        # factors, each safe for the operands it meets) before their exponent is read.
+        self.lift = 100 if info.bits == 32 else 600
         # log 2 split into hi + lo with hi's trailing mantissa bits zero, so that k * hi is
         # exact for every exponent k (float32: 9 zero bits, |k| <= 150; float64: fdlibm's
         # split, 21 zero bits, |k| <= 1075).
@@ -108,6 +115,30 @@ class _FloatLayout:
 def _layout(dtype):
     """The layout of float32 or float64; ``None`` for other dtypes."""
     return _FloatLayout(dtype) if dtype in (np.float32, np.float64) else None
+
+
+def _rescaled(a, b, layout):
+    """``(a s, b s, s)`` with ``s`` the power of two that puts ``b s`` in ``[2, 4)``; exact."""
+    bits_b = lax.bitcast_convert_type(b, layout.int_dtype)
+    s = lax.bitcast_convert_type(layout.exp_mask - (bits_b & layout.exp_mask), b.dtype)
+    return a * s, b * s, s
+
+
+def scaled_reciprocal(b):
+    """``(s, inv)`` with ``1 / b = s * inv`` for ``b > 0``, both factors normal floats.
+
+    ``s`` is the power of two that brings ``b`` into ``[2, 4)`` and ``inv = 1 / (b s)``.
+    ``x / b`` is then ``(x s) * inv``: the same float as ``x * reciprocal(b)`` wherever
+    ``1 / b`` is a normal float (scaling by a power of two is exact), and still right for
+    ``b`` above ``1 / tiny`` (8.5e37 in float32), where ``1 / b`` is subnormal and
+    flushes to 0. For float16/bfloat16 (no layout) ``s = 1``.
+    """
+    b = jnp.asarray(b)
+    layout = _layout(np.dtype(b.dtype))
+    if layout is None:
+        return jnp.ones_like(b), reciprocal(b)
+    _, b_s, s = _rescaled(b, b, layout)
+    return s, reciprocal(b_s)
 
 
 @jax.custom_jvp
@@ -133,21 +164,37 @@ def square_ratio_term(a, b):
     (``python -m benchmarks.normal_kernel_accuracy``): median relative error at most
     4.8e-8, largest 1.07e-6 (9.0 eps; the ``x_minus_log1p`` form it replaced: 10.5 eps).
 
-    Range: a ratio below the smallest normal float (1.2e-38 in float32; the true
-    value is then above 173) gives +inf; a negative or NaN ratio gives NaN.
+    Range: every pair of positive normal floats. ``a`` and ``b`` are first multiplied
+    by the power of two that brings ``b`` into ``[2, 4)`` (exact, and the same
+    quotients as before wherever ``1 / b`` is a normal float), so scales up to the
+    largest float work (``1 / b`` alone underflows above 8.5e37 in float32). A ratio
+    below the smallest normal float (1.2e-38 in float32) has no exponent to read:
+    ``a`` is lifted by ``2^(2 lift)`` first and ``k`` lowered to match, so the value
+    (``-1 - 2 log r``, e.g. 178.6 for ``r = 1e-39``) stays finite and accurate. A
+    ratio whose square overflows gives +inf (the true value does not fit); ``a = 0``
+    (or ``b = inf``) gives +inf; a negative or NaN ratio gives NaN.
     Derivatives are exact closed forms (a custom JVP): ``d/dr = 2 (r^2 - 1) / r``.
     Other float dtypes (float16, bfloat16) use :func:`x_minus_log1p`.
     """
     a, b = jnp.asarray(a), jnp.asarray(b)
     layout = _layout(np.dtype(jnp.result_type(a, b)))
-    inv = reciprocal(b)
-    d = (a - b) * inv
-    r = a * inv
     if layout is None:
-        return x_minus_log1p(d * (2 + d), 2 * jnp.log(r))
-    bits = lax.bitcast_convert_type(r, layout.int_dtype)
+        inv = reciprocal(b)
+        d = (a - b) * inv
+        return x_minus_log1p(d * (2 + d), 2 * jnp.log(a * inv))
+    a_s, b_s, scale = _rescaled(a, b, layout)
+    inv = reciprocal(b_s)
+    d = (a_s - b_s) * inv
+    r = a_s * inv
+    # r = a / b below the smallest normal: a s is then below 4 tiny, so a < 4 and s <= 2,
+    # and (a 2^lift)(s 2^lift) is a normal float for every normal a.
+    lifted = r < layout.tiny
+    up = 2.0**layout.lift
+    r_red = jnp.where(lifted, ((a * up) * (scale * up)) * inv, r)
+    bits = lax.bitcast_convert_type(r_red, layout.int_dtype)
     k = lax.shift_right_arithmetic(bits - layout.window_bits, layout.mantissa_bits)
     m = lax.bitcast_convert_type(bits - lax.shift_left(k, layout.mantissa_bits), r.dtype)
+    k = k - jnp.where(lifted, 2 * layout.lift, 0).astype(k.dtype)
     k_zero = k == 0
     u = jnp.where(k_zero, d, m - 1)
     s = u * reciprocal(2 + u)
@@ -159,20 +206,71 @@ def square_ratio_term(a, b):
     kf = k.astype(r.dtype)
     far = (d * (2 + d) - kf * (2 * layout.ln2_hi)) - 4 * s - kf * (2 * layout.ln2_lo)
     value = jnp.where(k_zero, d * d * (2 - s), far) - 4 * atanh_minus_s
-    # Ratios below the smallest normal float (zero included) have no exponent to reduce.
-    return jnp.where(r >= layout.tiny, value, jnp.where(r >= 0, jnp.inf, jnp.nan))
+    # a = 0 or b = inf (r = 0) has no exponent to reduce; negative and NaN inputs give NaN.
+    value = jnp.where(b == jnp.inf, jnp.inf, value)
+    return jnp.where(a > 0, value, jnp.where(a == 0, jnp.inf, jnp.nan))
 
 
 @square_ratio_term.defjvp
 def _square_ratio_term_jvp(primals, tangents):
     a, b = primals
     a_dot, b_dot = tangents
-    inv = reciprocal(b)
-    d = (a - b) * inv
     # d/dr [r^2 - 1 - 2 log r] = 2 (r^2 - 1) / r, with r^2 - 1 = d (2 + d) free of
     # cancellation, and dr = (da - r db) / b: the tangent is 2 d (2 + d) (da - r db) / a.
-    r = a * inv
-    return square_ratio_term(a, b), 2 * d * (2 + d) * reciprocal(a) * (a_dot - r * b_dot)
+    layout = _layout(np.dtype(jnp.result_type(a, b)))
+    if layout is None:
+        inv = reciprocal(b)
+        d = (a - b) * inv
+        r = a * inv
+        return square_ratio_term(a, b), 2 * d * (2 + d) * reciprocal(a) * (a_dot - r * b_dot)
+    a_s, b_s, scale = _rescaled(a, b, layout)
+    inv = reciprocal(b_s)
+    d = (a_s - b_s) * inv
+    r = a_s * inv
+    # Two forms of the same tangent, each where its pieces are normal floats:
+    # * 2 d ((2 + d) / (a s)) s (da - r db): (2 + d) / (a s) is about 1 / (b s), in
+    #   (1/4, 1/2], so neither r^2 overflowing nor 1 / a flushing to 0 (a > 1 / tiny) hurts;
+    # * r below the smallest normal (r and a s underflow; a < 4): 2 d (2 + d) (da / a - db / b),
+    #   with 1 / b = s / (b s).
+    # The branch not taken sees a = 1 in place of a zero a s, so that no inf reaches reverse
+    # mode (which multiplies the unused coefficient by a zero cotangent).
+    # The coefficients are selected, not the tangents: the tangent stays one product per
+    # input, which reverse mode transposes cheaply.
+    tiny = r < layout.tiny
+    inv_a = reciprocal(jnp.where(tiny, a, a_s))
+    coef = (2 * d * ((2 + d) * inv_a)) * scale
+    coef_tiny = 2 * d * (2 + d)
+    coef_a = jnp.where(tiny, coef_tiny * inv_a, coef)
+    coef_b = jnp.where(tiny, coef_tiny * (scale * inv), coef * r)
+    tangent = coef_a * a_dot - coef_b * b_dot
+    return square_ratio_term(a, b), tangent
+
+
+def half_square_sum(term, z, r):
+    """``½ (term + z²)`` for ``term = square_ratio_term(.., ..)`` of the scale ratio ``r``.
+
+    ``term`` (about ``r²``) and ``z²`` overflow while their half still fits (for a KL
+    between half the largest float and the largest): there ``½ (term + z²)`` is taken
+    as ``(r c)² + (z c)²``, ``c = sqrt(½)``, exact to a relative ``(1 + 2 log r) / r²``
+    (below 1e-36 wherever ``r²`` overflows).
+    """
+    half = 0.5 * (term + z * z)
+    c = 0.7071067811865476
+    return jnp.where(half < jnp.inf, half, jnp.square(r * c) + jnp.square(z * c))
+
+
+def log_of_ratio(a, b):
+    """``log(a / b)`` for positive ``a, b``, to about an ulp of the result.
+
+    ``log(a) - log(b)`` carries an absolute error of an ulp of ``log a`` (7.6e-6 for
+    ``a = 1e38`` in float32), large next to a result of order 1; the log of the
+    rounded quotient is used instead, and the difference of logs only where the
+    quotient under- or overflows (the result is then large and the difference exact
+    to a relative ulp or so).
+    """
+    r = a / b
+    normal = (r >= jnp.finfo(r.dtype).tiny) & (r < jnp.inf)
+    return jnp.where(normal, jnp.log(jnp.where(normal, r, 1.0)), jnp.log(a) - jnp.log(b))
 
 
 def with_score(x, log_q, score):

@@ -27,14 +27,15 @@ only one parameterization is trained.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from vikl._base import Distribution
 
-__all__ = ["unconstrain", "constrain", "register_params", "num_params"]
+__all__ = ["constrain", "num_params", "register_params", "unconstrain"]
 
 _CUSTOM: dict[type, tuple[Callable, Callable]] = {}
 

@@ -17,14 +17,16 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from vikl._validate import check_int
+
 __all__ = [
-    "mean_field",
-    "full_rank",
-    "low_rank",
-    "gaussian_mixture",
-    "real_nvp",
-    "categorical",
     "bernoulli",
+    "categorical",
+    "full_rank",
+    "gaussian_mixture",
+    "low_rank",
+    "mean_field",
+    "real_nvp",
 ]
 
 
@@ -33,8 +35,8 @@ def _dtype(dtype):
 
 
 def _check_int(fn, name, value, lo=1):
-    if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-        raise ValueError(f"families.{fn}: {name} must be an int >= {lo}; got {value!r}")
+    """``value`` as a Python int >= ``lo`` (NumPy/JAX integer scalars accepted)."""
+    return check_int(name, value, lo, where=f"families.{fn}")
 
 
 def _loc(key, shape, loc_scale, dtype):
@@ -55,7 +57,7 @@ def mean_field(dim: int, key=None, *, scale: float = 1.0, loc_scale: float = 0.1
     """
     from vikl._distributions.mvn import MultivariateNormalDiag
 
-    _check_int("mean_field", "dim", dim)
+    dim = _check_int("mean_field", "dim", dim)
     dt = _dtype(dtype)
     return MultivariateNormalDiag(_loc(key, (dim,), loc_scale, dt), jnp.full((dim,), scale, dt))
 
@@ -67,7 +69,7 @@ def full_rank(dim: int, key=None, *, scale: float = 1.0, loc_scale: float = 0.1,
     """
     from vikl._distributions.mvn import MultivariateNormal
 
-    _check_int("full_rank", "dim", dim)
+    dim = _check_int("full_rank", "dim", dim)
     dt = _dtype(dtype)
     return MultivariateNormal(_loc(key, (dim,), loc_scale, dt), scale_tril=scale * jnp.eye(dim, dtype=dt))
 
@@ -88,8 +90,8 @@ def low_rank(dim: int, rank: int, key, *, scale: float = 1.0, factor_scale: floa
     """
     from vikl._distributions.mvn import LowRankMultivariateNormal
 
-    _check_int("low_rank", "dim", dim)
-    _check_int("low_rank", "rank", rank)
+    dim = _check_int("low_rank", "dim", dim)
+    rank = _check_int("low_rank", "rank", rank)
     dt = _dtype(dtype)
     key_loc, key_w = jax.random.split(key)
     w = jnp.asarray(factor_scale, dt) * jax.random.normal(key_w, (dim, rank), dt)
@@ -117,8 +119,8 @@ def gaussian_mixture(dim: int, num_components: int, key, *, scale: float = 1.0,
     from vikl._distributions.mixture import Mixture
     from vikl._distributions.mvn import MultivariateNormalDiag
 
-    _check_int("gaussian_mixture", "dim", dim)
-    _check_int("gaussian_mixture", "num_components", num_components)
+    dim = _check_int("gaussian_mixture", "dim", dim)
+    num_components = _check_int("gaussian_mixture", "num_components", num_components)
     dt = _dtype(dtype)
     locs = _loc(key, (num_components, dim), loc_scale, dt)
     comps = MultivariateNormalDiag(locs, jnp.full((num_components, dim), scale, dt))
@@ -139,6 +141,7 @@ def real_nvp(dim: int, key, *, num_layers: int = 4, hidden_size: int = 32,
     """
     from vikl._distributions.flows import RealNVP
 
+    dim = _check_int("real_nvp", "dim", dim)
     dt = _dtype(dtype)
     return RealNVP.initialize(
         dim, key, num_layers=num_layers, hidden_size=hidden_size,
@@ -153,7 +156,7 @@ def categorical(num_categories: int, key=None, *, logit_scale: float = 0.01, dty
     """
     from vikl._distributions.categorical import Categorical
 
-    _check_int("categorical", "num_categories", num_categories)
+    num_categories = _check_int("categorical", "num_categories", num_categories)
     return Categorical(logits=_loc(key, (num_categories,), logit_scale, _dtype(dtype)))
 
 

@@ -44,12 +44,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import Optional
 
 import jax
 import jax.numpy as jnp
 
-from vikl._base import Distribution
+from vikl import _objective_terms as T
+from vikl import _targets
+from vikl._validate import check_int
 
 __all__ = [
     "Objective",
@@ -62,122 +65,6 @@ __all__ = [
 ]
 
 DEFAULT_NUM_SAMPLES = 16
-
-
-# ----------------------------------------------------------------------------- targets
-def _empirical_type():
-    from vikl._distributions import empirical
-
-    return getattr(empirical, "Empirical", None)
-
-
-def _mixture_type():
-    from vikl._distributions import mixture
-
-    return getattr(mixture, "Mixture", None)
-
-
-def is_empirical(target) -> bool:
-    """True for :class:`vikl.Empirical` targets (data known only by samples)."""
-    cls = _empirical_type()
-    return cls is not None and isinstance(target, cls)
-
-
-def _flat_sum(v, n):
-    """Sums every axis after the first of ``v`` (shape ``(n, ...)``) -> ``(n,)``."""
-    v = jnp.asarray(v)
-    if v.ndim == 0 or v.shape[0] != n:
-        raise ValueError(
-            f"log_prob returned shape {tuple(v.shape)} for {n} samples; expected a leading "
-            f"axis of length {n} (one value per sample)"
-        )
-    return v.reshape(n, -1).sum(axis=-1) if v.ndim > 1 else v
-
-
-def target_log_prob(target, x):
-    """``log p(x)`` for a batch ``x`` of shape ``(n,) + point_shape`` -> ``(n,)``."""
-    n = x.shape[0]
-    if hasattr(target, "log_prob"):
-        if is_empirical(target):
-            raise ValueError(
-                "this objective needs the target's log density, but an Empirical target is known "
-                "only by its samples; use objective='forward_kl' (maximum likelihood on the data)"
-            )
-        return _flat_sum(target.log_prob(x), n)
-    if callable(target):
-        lp = jax.vmap(target)(x)
-        if lp.ndim != 1:
-            raise ValueError(
-                f"a log-density callable must return a scalar for one point of shape "
-                f"{tuple(x.shape[1:])}; got shape {tuple(lp.shape[1:])}"
-            )
-        return lp
-    raise TypeError(
-        "target must be a Distribution, an object with log_prob/sample (e.g. a NumPyro "
-        f"distribution) or a log-density callable; got {type(target).__name__}"
-    )
-
-
-def q_log_prob(q, x):
-    """``log q(x)`` summed over ``q``'s batch axes -> ``(n,)``."""
-    return _flat_sum(q.log_prob(x), x.shape[0])
-
-
-def _entropy_or_none(q):
-    try:
-        h = q.entropy()
-    except NotImplementedError:
-        return None
-    return jnp.sum(h)
-
-
-def _is_reparameterized(q) -> bool:
-    return bool(getattr(type(q), "reparameterized", True))
-
-
-def _sg(tree):
-    return jax.lax.stop_gradient(tree)
-
-
-def _with_gradient(value, surrogate):
-    """A scalar whose value is ``value`` and whose gradient is ``grad(surrogate)``."""
-    return _sg(value) + (surrogate - _sg(surrogate))
-
-
-def _log_mean_exp(a, axis=-1):
-    n = a.shape[axis]
-    return jax.scipy.special.logsumexp(a, axis=axis) - math.log(n)
-
-
-def _check_point_shape(q, x, what):
-    expect = tuple(q.batch_shape) + tuple(q.event_shape)
-    if tuple(x.shape[1:]) != expect:
-        raise ValueError(
-            f"{what} have point shape {tuple(x.shape[1:])} but q's points have shape {expect} "
-            "(q.batch_shape + q.event_shape); the target and q must live on the same space"
-        )
-
-
-def sample_and_log_prob(q, key, n, stop_q=False):
-    """``n`` draws of q and ``log q`` at them, summed over q's batch axes -> ``(n,)``.
-
-    Uses the family's ``sample_and_log_prob`` (log q from the noise, e.g. no
-    triangular solve for a Gaussian). With ``stop_q`` the log density is taken
-    with q's parameters held fixed, so its gradient reaches them only through the
-    draws (sticking the landing).
-    """
-    if not isinstance(q, Distribution):  # e.g. a NumPyro distribution
-        x = q.sample(key, (n,))
-        return x, q_log_prob(_sg(q) if stop_q else q, x)
-    method = q._sample_and_stopped_log_prob if stop_q else q.sample_and_log_prob
-    x, logq = method(key, (n,))
-    return x, _flat_sum(logq, n)
-
-
-def _log_weights(q, target, key, num_samples, stop_q=False):
-    """Reparameterized draws and ``log w = log p(x) - log q(x)``, shape ``(num_samples,)``."""
-    x, logq = sample_and_log_prob(q, key, num_samples, stop_q)
-    return target_log_prob(target, x) - logq
 
 
 # ----------------------------------------------------------------------------- base
@@ -202,11 +89,9 @@ class Objective:
         return dataclasses.replace(self, **changes)
 
     def _check_num_samples(self, minimum=1):
-        n = self.num_samples
-        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < minimum):
-            raise ValueError(
-                f"{type(self).__name__}: num_samples must be an int >= {minimum}; got {n!r}"
-            )
+        if self.num_samples is not None:
+            n = check_int("num_samples", self.num_samples, minimum, where=type(self).__name__)
+            object.__setattr__(self, "num_samples", n)
 
 
 # ----------------------------------------------------------------------------- reverse KL
@@ -255,72 +140,28 @@ class ReverseKL(Objective):
 
     def __post_init__(self):
         self._check_num_samples()
-        if self.gradient not in (None, "reparam", "stl", "score"):
+        if self.gradient not in (None, *T.REVERSE_KL_GRADIENTS):
             raise ValueError(
-                f"ReverseKL: gradient must be 'reparam', 'stl', 'score' or None; got {self.gradient!r}"
+                f"ReverseKL: gradient must be one of {sorted(T.REVERSE_KL_GRADIENTS)} or None; "
+                f"got {self.gradient!r}"
             )
 
     def loss_and_aux(self, q, target, key):
         n = self.num_samples
-        mixture = _mixture_type()
-        if mixture is not None and isinstance(q, mixture):
-            gradient = self.gradient or (
-                "reparam" if _is_reparameterized(q.components) else "score"
-            )
-            if gradient != "score":
-                return _stratified_mixture_kl(q, target, key, n, stl=gradient == "stl"), {}
-        gradient = self.gradient or ("reparam" if _is_reparameterized(q) else "score")
-        if gradient in ("reparam", "stl") and not _is_reparameterized(q):
+        strata = q.strata() if hasattr(q, "strata") else None
+        gradient = self.gradient or (
+            "reparam" if T.is_reparameterized(q if strata is None else strata[1]) else "score")
+        if strata is not None and gradient != "score":
+            return T.stratified_kl(q, strata, target, key, n, stl=gradient == "stl"), {}
+        if gradient != "score" and not T.is_reparameterized(q):
             raise ValueError(
                 f"ReverseKL(gradient={gradient!r}) needs a reparameterized q; "
                 f"{type(q).__name__} is not (its samples are not differentiable). "
                 "Use gradient='score'."
             )
-        if gradient == "stl":
-            return -jnp.mean(_log_weights(q, target, key, n, stop_q=True)), {}
-        entropy = _entropy_or_none(q) if self.analytic_entropy else None
-        if gradient == "reparam":
-            if entropy is not None:
-                x = q.sample(key, (n,))
-                return -jnp.mean(target_log_prob(target, x)) - entropy, {}
-            return -jnp.mean(_log_weights(q, target, key, n)), {}
-        # Score function with a leave-one-out baseline.
-        x = _sg(q.sample(key, (n,)))
-        logq = q_log_prob(q, x)
-        logp = target_log_prob(target, x)
-        f = _sg(-logp if entropy is not None else logq - logp)
-        baseline = (jnp.sum(f) - f) / (n - 1) if n > 1 else jnp.zeros_like(f)
-        surrogate = jnp.mean(_sg(f - baseline) * logq)
-        loss = _with_gradient(jnp.mean(f), surrogate)
-        return (loss - entropy if entropy is not None else loss), {}
-
-
-def _mixture_log_weights(q):
-    logits = getattr(q, "mixture_logits", None)
-    if logits is not None:
-        return jax.nn.log_softmax(logits, axis=-1)
-    return jnp.log(q.weights)
-
-
-def _stratified_mixture_kl(q, target, key, n, stl):
-    """``sum_k w_k mean_i [log q(x_ki) - log p(x_ki)]``, ``x_ki ~ q_k`` (reparameterized)."""
-    if tuple(q.batch_shape) != ():
-        raise ValueError(
-            "ReverseKL with a Mixture q uses stratified sampling, which needs batch_shape (); "
-            f"got {tuple(q.batch_shape)}. Put independent coordinates in the components' events."
-        )
-    comps = q.components
-    if not _is_reparameterized(comps):
-        raise ValueError(
-            f"Mixture components {type(comps).__name__} are not reparameterized; "
-            "use ReverseKL(gradient='score')."
-        )
-    x = comps.sample(key, (n,))  # (n, K) + event
-    k = x.shape[1]
-    x = jnp.moveaxis(x, 1, 0).reshape((k * n,) + x.shape[2:])
-    logq = q_log_prob(_sg(q) if stl else q, x)
-    f = (logq - target_log_prob(target, x)).reshape(k, n)
-    return jnp.sum(jnp.exp(_mixture_log_weights(q)) * jnp.mean(f, axis=1))
+        use_entropy = self.analytic_entropy and gradient != "stl"
+        entropy = T.entropy_or_none(q) if use_entropy else None
+        return T.REVERSE_KL_GRADIENTS[gradient](q, target, key, n, entropy), {}
 
 
 # ----------------------------------------------------------------------------- forward KL
@@ -363,68 +204,22 @@ class ForwardKL(Objective):
             raise ValueError(
                 f"ForwardKL: method must be 'auto', 'data', 'samples' or 'snis'; got {self.method!r}"
             )
-        b = self.batch_size
-        if b is not None and (not isinstance(b, int) or isinstance(b, bool) or b < 1):
-            raise ValueError(f"ForwardKL: batch_size must be None or an int >= 1; got {b!r}")
+        if self.batch_size is not None:
+            object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size, where="ForwardKL"))
 
     def _method(self, target):
         if self.method != "auto":
             return self.method
-        if is_empirical(target):
+        if _targets.data(target) is not None:
             return "data"
-        return "samples" if hasattr(target, "sample") else "snis"
+        return "samples" if _targets.can_sample(target) else "snis"
 
     def loss_and_aux(self, q, target, key):
-        method = self._method(target)
-        if method == "data":
-            data = jnp.asarray(target.samples)
-            if self.batch_size is not None:
-                idx = jax.random.randint(key, (self.batch_size,), 0, data.shape[0])
-                data = data[idx]
-            _check_point_shape(q, data, "the Empirical samples")
-            return -jnp.mean(q_log_prob(q, data)), {}
-        n = self.num_samples
-        if method == "samples":
-            x = _sg(target.sample(key, (n,)))
-            _check_point_shape(q, x, "the target's samples")
-            logq = q_log_prob(q, x)
-            if hasattr(target, "log_prob") and not is_empirical(target):
-                return jnp.mean(_sg(target_log_prob(target, x)) - logq), {}
-            return -jnp.mean(logq), {}
-        x = _sg(q.sample(key, (n,)))
-        logq = q_log_prob(q, x)
-        logw = _sg(target_log_prob(target, x) - logq)
-        w = jax.nn.softmax(logw)
-        value = jnp.sum(w * logw) - _log_mean_exp(logw)
-        surrogate = -jnp.sum(w * logq)
-        ess = 1.0 / jnp.sum(w * w)
-        return _with_gradient(value, surrogate), {"ess": ess}
+        return T.FORWARD_KL_METHODS[self._method(target)](
+            q, target, key, self.num_samples, self.batch_size)
 
 
 # ----------------------------------------------------------------------------- Rényi family
-def _lower_bound_loss(logw, alpha):
-    """``-L_a``, ``L_a = (1/(1-a)) log mean w^(1-a)`` (``mean log w`` at ``a = 1``)."""
-    if alpha == 1:
-        return -jnp.mean(logw)
-    beta = 1.0 - alpha
-    return -_log_mean_exp(beta * logw) / beta
-
-
-def _upper_bound_loss(logw, beta, log_normalizer):
-    """``(1/beta) log mean w^beta`` (``beta > 1``) with CHIVI's unbiased exp-form gradient.
-
-    The value is the log-mean-exp estimate; the gradient is that of
-    ``mean exp(beta (log w - c)) / beta`` with a constant ``c = log_normalizer``:
-    an unbiased estimate of ``grad E_q[w^beta]`` up to the positive constant
-    ``exp(-beta c) / beta``. (The gradient of the log-mean-exp itself is
-    self-normalized and biased; minimizing it collapses ``q`` onto a narrow
-    region far from ``p``, where no draw sees the heavy tail of ``p/q``.)
-    """
-    value = _log_mean_exp(beta * logw) / beta
-    surrogate = jnp.mean(jnp.exp(beta * (logw - log_normalizer))) / beta
-    return _with_gradient(value, surrogate)
-
-
 @dataclasses.dataclass(frozen=True)
 class Renyi(Objective):
     """Variational Rényi bound (Li & Turner 2016), in nats.
@@ -460,17 +255,17 @@ class Renyi(Objective):
 
     def __post_init__(self):
         self._check_num_samples()
-        if not isinstance(self.alpha, (int, float)) or not math.isfinite(self.alpha):
+        if not isinstance(self.alpha, numbers.Real) or not math.isfinite(self.alpha):
             raise ValueError(f"Renyi: alpha must be a finite Python float; got {self.alpha!r}")
         object.__setattr__(self, "alpha", float(self.alpha))
         object.__setattr__(self, "log_normalizer", float(self.log_normalizer))
 
     def loss_and_aux(self, q, target, key):
         _require_reparam(self, q)
-        logw = _log_weights(q, target, key, self.num_samples)
+        logw = T.log_weights(q, target, key, self.num_samples)
         if self.alpha < 0:
-            return _upper_bound_loss(logw, 1.0 - self.alpha, self.log_normalizer), {}
-        return _lower_bound_loss(logw, self.alpha), {}
+            return T.upper_bound_loss(logw, 1.0 - self.alpha, self.log_normalizer), {}
+        return T.lower_bound_loss(logw, self.alpha), {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -496,9 +291,8 @@ class IWAE(Objective):
 
     def __post_init__(self):
         self._check_num_samples()
-        k = self.num_particles
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"IWAE: num_particles must be an int >= 1; got {k!r}")
+        k = check_int("num_particles", self.num_particles, where="IWAE")
+        object.__setattr__(self, "num_particles", k)
         if self.num_samples is not None and self.num_samples % k:
             raise ValueError(
                 f"IWAE: num_samples ({self.num_samples}) must be a multiple of num_particles ({k})"
@@ -511,13 +305,13 @@ class IWAE(Objective):
         k = self.num_particles
         n = self.num_samples or k
         dreg = self.gradient == "dreg"
-        logw = _log_weights(q, target, key, n, stop_q=dreg).reshape(n // k, k)
-        bound = jnp.mean(_log_mean_exp(logw, axis=-1))
+        logw = T.log_weights(q, target, key, n, stop_q=dreg).reshape(n // k, k)
+        bound = jnp.mean(T.log_mean_exp(logw, axis=-1))
         if not dreg:
             return -bound, {}
-        w = _sg(jax.nn.softmax(logw, axis=-1))
+        w = T.sg(jax.nn.softmax(logw, axis=-1))
         surrogate = jnp.sum(w * w * logw) / (n // k)
-        return _with_gradient(-bound, -surrogate), {}
+        return T.with_gradient(-bound, -surrogate), {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -550,19 +344,19 @@ class ChiSquare(Objective):
 
     def __post_init__(self):
         self._check_num_samples()
-        if not isinstance(self.n, (int, float)) or not self.n > 1:
+        if not isinstance(self.n, numbers.Real) or not self.n > 1:
             raise ValueError(f"ChiSquare: n must be a Python number > 1; got {self.n!r}")
         object.__setattr__(self, "n", float(self.n))
         object.__setattr__(self, "log_normalizer", float(self.log_normalizer))
 
     def loss_and_aux(self, q, target, key):
         _require_reparam(self, q)
-        logw = _log_weights(q, target, key, self.num_samples)
-        return _upper_bound_loss(logw, self.n, self.log_normalizer), {}
+        logw = T.log_weights(q, target, key, self.num_samples)
+        return T.upper_bound_loss(logw, self.n, self.log_normalizer), {}
 
 
 def _require_reparam(obj, q):
-    if not _is_reparameterized(q):
+    if not T.is_reparameterized(q):
         raise ValueError(
             f"{type(obj).__name__} uses reparameterized gradients; {type(q).__name__} is not "
             "reparameterized. Use ReverseKL(gradient='score') for discrete families."

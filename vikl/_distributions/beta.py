@@ -8,9 +8,15 @@ from jax.scipy.special import digamma, gammaln
 
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param
-from vikl._distributions.gamma import _digamma_difference, _lgamma_bregman, _lgamma_bregmans
 from vikl._kl import register_kl
 from vikl._math import xlogy
+from vikl._special import (
+    _digamma_difference,
+    _dirichlet_kl_stirling,
+    _dirichlet_neg_entropy,
+    _lgamma_bregman,
+    _lgamma_bregmans,
+)
 
 __all__ = ["Beta"]
 
@@ -32,13 +38,14 @@ def _betaln(a, b):
 def _beta_neg_entropy(a, b):
     """``-H(Beta(a, b)) = KL(Beta(a, b) ‖ Uniform(0, 1))`` in nats.
 
-    ``= -log B(a, b) + (a-1) digamma(a) + (b-1) digamma(b) - (a+b-2) digamma(a+b)``,
-    written as ``D(1, a) + D(1, b) - D(2, a+b)`` with ``D`` the log-gamma Bregman
-    divergence: exact (0) at ``a = b = 1`` and accurate near it.
+    ``= -log B(a, b) + (a-1) digamma(a) + (b-1) digamma(b) - (a+b-2) digamma(a+b)``: the
+    two-component Dirichlet case of ``_special._dirichlet_neg_entropy`` (a Bregman form,
+    exact at ``a = b = 1``, or a Stirling form for large concentrations, whichever sums
+    the smaller terms).
     """
-    one = jnp.ones_like(a)
-    d_a, d_b, d_s = _lgamma_bregmans((one, a, 1 - a), (one, b, 1 - b), (2 * one, a + b, (1 - a) + (1 - b)))
-    return d_a + d_b - d_s
+    dtype = jnp.result_type(a, b)
+    a, b = jnp.broadcast_arrays(jnp.asarray(a, dtype), jnp.asarray(b, dtype))
+    return _dirichlet_neg_entropy(jnp.stack([a, b], axis=-1))
 
 
 class Beta(Distribution):
@@ -119,11 +126,11 @@ def _beta_kl_and_size(a1, b1, a2, b2):
 
     The rounding error of a sum is a few ulps of the sum of its terms' magnitudes,
     so that sum picks the form. Every ``D`` and ``Δψ`` is evaluated without
-    cancellation (``_lgamma_bregman``, ``_digamma_difference``). Left alone: both
-    Betas concentrated (every concentration >~ 1e4) with different spreads, where
-    both forms cancel (float32 relative error up to ~0.1 at Beta(1e6, 1e6) ‖
-    Beta(1e3, 1e3)), and nearly equal Betas with one large concentration (5e-5 at
-    Beta(3, 1000) ‖ Beta(3, 1000.1)).
+    cancellation (``_lgamma_bregman``, ``_digamma_difference``). A third form,
+    ``_special._dirichlet_kl_stirling`` (``b_0`` times the KL between the means plus
+    log-sized Stirling remainders), takes over when the concentrations are large, where
+    both forms above sum terms of size ``a log a`` (float32 relative error ~0.1 at
+    Beta(1e6, 1e6) ‖ Beta(1e3, 1e3) before it).
     """
     swap = a1 + a2 > b1 + b2
     a1, b1 = jnp.where(swap, b1, a1), jnp.where(swap, a1, b1)
@@ -142,7 +149,11 @@ def _beta_kl_and_size(a1, b1, a2, b2):
     size_regrouped = sum((jnp.abs(t) for t in regrouped[1:]), d_a)
     use = size_regrouped < size_bregman
     value = jnp.where(use, sum(regrouped[1:], regrouped[0]), sum(bregman[1:], bregman[0]))
-    return value, jnp.where(use, size_regrouped, size_bregman)
+    size = jnp.where(use, size_regrouped, size_bregman)
+    pair = lambda u, v: jnp.stack(jnp.broadcast_arrays(u, v), axis=-1)
+    stirling, size_stirling = _dirichlet_kl_stirling(pair(a1, b1), pair(a2, b2))
+    use = size_stirling < size
+    return jnp.where(use, stirling, value), jnp.where(use, size_stirling, size)
 
 
 @register_kl(Beta, Beta)

@@ -9,29 +9,29 @@ from jax.scipy.special import gammaln
 
 from vikl import _constraints as constraints
 from vikl._base import Distribution, is_concrete, param
-from vikl._distributions.bernoulli import (
-    _kl_bernoulli_bernoulli,
-    _logits_of,
-    _probs_of,
-    _success_failure,
-)
-from vikl._distributions.categorical import _as_value, _is_integer, _public_repr, _setup_one_of
-from vikl._distributions.poisson import _lattice_entropy, _window
 from vikl._kl import register_kl
+from vikl._probs import (
+    as_value,
+    bernoulli_parts,
+    is_integer,
+    kl_from_parts,
+    lattice_entropy,
+    lattice_window,
+    logits_of,
+    probs_of,
+    public_repr,
+    setup_one_of,
+    success_failure,
+    xlog,
+)
 
 __all__ = ["Binomial"]
-
-
-def _xlog(x, log_y):
-    """``x * log_y`` with ``0 * (-inf) = 0`` and a finite gradient there."""
-    zero = x == 0
-    return jnp.where(zero, 0.0, x * jnp.where(zero, 0.0, log_y))
 
 
 @jax.jit
 def _binomial_entropy(n, p1, p0, logit):
     """Binomial entropy (one compiled program, also when called eagerly)."""
-    size, v_max = _window(n.dtype)
+    size, v_max = lattice_window(n.dtype)
     v = n * p1 * p0
     degenerate = (p1 == 0) | (p0 == 0) | (n == 0)
     large = (v > v_max) & ~degenerate
@@ -41,7 +41,7 @@ def _binomial_entropy(n, p1, p0, logit):
     logit_w = jnp.where(use_window, logit, 0.0)
     p1_w = jnp.where(use_window, p1, 0.5)
     mode = jnp.minimum(jnp.floor((n_w + 1) * p1_w), n_w)
-    exact = _lattice_entropy(
+    exact = lattice_entropy(
         mode,
         lambda k: jnp.log(n_w[..., None] - k) - jnp.log1p(k) + logit_w[..., None],
         jnp.zeros_like(mode),
@@ -91,26 +91,26 @@ class Binomial(Distribution):
 
     total_count: jax.Array = param(constraints.nonnegative_integer)
     _probs: jax.Array = param(constraints.unit_interval)
-    _logits: jax.Array = param(constraints.real)
+    _logits: jax.Array = param(constraints.logit)
 
     reparameterized = False
-    __repr__ = _public_repr
+    __repr__ = public_repr
     support = constraints.nonnegative_integer
 
     def __init__(self, total_count, probs=None, logits=None):
-        _setup_one_of(
+        setup_one_of(
             self, "probs", "logits", {"probs": probs, "logits": logits}, total_count=total_count
         )
 
     @property
     def probs(self) -> jax.Array:
         """Success probability ``p``, shape ``batch_shape``."""
-        return jnp.broadcast_to(_probs_of(self), self.batch_shape)
+        return jnp.broadcast_to(probs_of(self), self.batch_shape)
 
     @property
     def logits(self) -> jax.Array:
         """Log-odds of success ``log p - log(1 - p)``."""
-        return jnp.broadcast_to(_logits_of(self), self.batch_shape)
+        return jnp.broadcast_to(logits_of(self), self.batch_shape)
 
     def sample(self, key, sample_shape=()):
         shape = tuple(sample_shape) + self.batch_shape
@@ -122,18 +122,18 @@ class Binomial(Distribution):
         return jnp.where(n == 0, 0.0, draws)
 
     def log_prob(self, x):
-        _, _, log_p1, log_p0 = _success_failure(self)
+        _, _, log_p1, log_p0 = success_failure(self)
         n = self.total_count
-        x = _as_value(x, n.dtype)
-        valid = (x >= 0) & (x <= n) & _is_integer(x)
+        x = as_value(x, n.dtype)
+        valid = (x >= 0) & (x <= n) & is_integer(x)
         xs = jnp.where(valid, x, 0.0)
         log_choose = gammaln(n + 1) - gammaln(xs + 1) - gammaln(n - xs + 1)
-        out = log_choose + _xlog(xs, log_p1) + _xlog(n - xs, log_p0)
+        out = log_choose + xlog(xs, log_p1) + xlog(n - xs, log_p0)
         return jnp.where(valid, out, -jnp.inf)
 
     def entropy(self):
         """Shannon entropy in nats (window sum or Edgeworth series; see the class doc)."""
-        p1, p0, _, _ = _success_failure(self)
+        p1, p0, _, _ = success_failure(self)
         shape = self.batch_shape
         args = (self.total_count, p1, p0, self.logits)
         return _binomial_entropy(*(jnp.broadcast_to(a, shape) for a in args))
@@ -144,7 +144,7 @@ class Binomial(Distribution):
 
     @property
     def variance(self):
-        p1, p0, _, _ = _success_failure(self)
+        p1, p0, _, _ = success_failure(self)
         return self.total_count * p1 * p0
 
 
@@ -152,7 +152,9 @@ class Binomial(Distribution):
 def _kl_binomial_binomial(p, q):
     """KL(Bin(n, a)‖Bin(n, b)) = n [a log(a/b) + (1-a) log((1-a)/(1-b))], in nats.
 
-    Same ``total_count``: ``n`` times the Bernoulli KL. Where ``p.total_count >
+    Same ``total_count``: ``n`` times the Bernoulli KL, computed as non-negative
+    terms ``a g(b/a) + (1-a) g((1-b)/(1-a))``, ``g(t) = t - 1 - log t``, without
+    cancellation for nearly equal ``a``, ``b``. Where ``p.total_count >
     q.total_count``, ``+inf`` (``p`` reaches counts ``q`` cannot), unless ``p``
     is a point mass: at 0 (``a = 0``; KL ``= -n_q log(1 - b)``) or at ``n_p``
     (``a = 1``; KL ``= -log q(n_p)``). ``p.total_count < q.total_count`` with
@@ -161,7 +163,7 @@ def _kl_binomial_binomial(p, q):
     """
     if is_concrete(p, q):
         n_p, n_q = np.asarray(p.total_count), np.asarray(q.total_count)
-        a1, a0 = (np.asarray(t) for t in _success_failure(p)[:2])
+        a1, a0 = (np.asarray(t) for t in success_failure(p)[:2])
         no_form = (n_p < n_q) & (a1 > 0) & (a0 > 0) & (n_p > 0)
         if np.any(no_form):
             raise NotImplementedError(
@@ -175,20 +177,24 @@ def _kl_binomial_binomial(p, q):
 @jax.jit
 def _kl_binomial_core(p, q):
     n_p, n_q = p.total_count, q.total_count
-    a1, a0, _, _ = _success_failure(p)
-    _, _, lb1, lb0 = _success_failure(q)
+    a1, a0, _, _ = success_failure(p)
+    _, _, lb1, lb0 = success_failure(q)
     shape = jnp.broadcast_shapes(p.batch_shape, q.batch_shape)
     n_p, n_q, a1, a0 = (jnp.broadcast_to(t, shape) for t in (n_p, n_q, a1, a0))
     at_zero = (a1 == 0) | (n_p == 0)  # p is the point mass at 0
     at_n = (a0 == 0) & ~at_zero  # p is the point mass at n_p
     no_form = (n_p < n_q) & ~at_zero & ~at_n
-    same = _xlog(n_p, _kl_bernoulli_bernoulli(p, q))
+    # n times the Bernoulli KL, with n folded into the (homogeneous) Bregman terms so that a
+    # representable result does not underflow on the way; 0 for n = 0.
+    w, v, lw, lv, x = bernoulli_parts(p, q)
+    n_col = jnp.broadcast_to(n_p, shape)[..., None]
+    same = kl_from_parts((n_col * w, n_col * v, lw, lv, x))
     out = jnp.where(n_p == n_q, same, jnp.inf)
-    out = jnp.where(at_zero, -_xlog(n_q, lb0), out)
+    out = jnp.where(at_zero, 0.0 - xlog(n_q, lb0), out)  # 0.0 - : no -0.0 at n_q = 0
     # p = delta_{n_p}: KL = -log q(n_p), +inf when n_p > n_q.
     k = jnp.where(at_n & (n_p <= n_q), n_p, 0.0)
     log_q_at_k = (
-        gammaln(n_q + 1) - gammaln(k + 1) - gammaln(n_q - k + 1) + _xlog(k, lb1) + _xlog(n_q - k, lb0)
+        gammaln(n_q + 1) - gammaln(k + 1) - gammaln(n_q - k + 1) + xlog(k, lb1) + xlog(n_q - k, lb0)
     )
     out = jnp.where(at_n, jnp.where(n_p <= n_q, -log_q_at_k, jnp.inf), out)
     return jnp.where(no_form, jnp.nan, out)

@@ -86,11 +86,16 @@ def _kl_cauchy_cauchy(p, q):
     # its log is taken from log-space pieces instead: log1p(R) = softplus(log R).
     ds = p.scale - q.scale
     dm = p.loc - q.loc
-    g = 2 * jnp.sqrt(p.scale) * jnp.sqrt(q.scale)
-    u, v = ds / g, dm / g
+    # (x / 2) / h rather than x / (2 h): 2 h overflows for scales near the largest float.
+    h = jnp.sqrt(p.scale) * jnp.sqrt(q.scale)
+    u, v = (0.5 * ds) / h, (0.5 * dm) / h
     ratio = u * u + v * v
     finite = ratio < jnp.finfo(ratio.dtype).max
-    log_ratio = 2 * (jnp.log(jnp.hypot(ds, dm)) - jnp.log(2.0)) - jnp.log(p.scale) - jnp.log(q.scale)
+    # The log-space branch only serves overflowed ratios; elsewhere its inputs are replaced
+    # by ones, so that hypot(0, 0) at p = q does not send a NaN gradient through the where.
+    ds_far, dm_far = jnp.where(finite, 1.0, ds), jnp.where(finite, 1.0, dm)
+    # hypot of the halves: the hypot of two differences near the largest float overflows.
+    log_ratio = 2 * jnp.log(jnp.hypot(0.5 * ds_far, 0.5 * dm_far)) - jnp.log(p.scale) - jnp.log(q.scale)
     return jnp.where(
         finite,
         jnp.log1p(jnp.where(finite, ratio, 0.0)),

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.scipy.special import digamma, gammaln, polygamma
 
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param
 from vikl._distributions.beta import _beta_kl_and_size
 from vikl._kl import register_kl
-from vikl._math import x_minus_log1p, xlogy
+from vikl._math import xlogy
+from vikl._special import (
+    _dirichlet_kl_stirling,
+    _dirichlet_neg_entropy,
+    _lgamma_bregman,
+)
 
 __all__ = ["Dirichlet"]
 
@@ -37,7 +41,7 @@ class Dirichlet(Distribution):
 
     Example:
       >>> import jax.numpy as jnp, vikl
-      >>> float(vikl.Dirichlet(jnp.ones(3)).entropy())  # log(1/2) = -0.6931472: uniform on the 2-simplex (float32: JAX gammaln(1) = 4.8e-7)
+      >>> float(vikl.Dirichlet(jnp.ones(3)).entropy())  # log(1/2) = -0.6931472: uniform on the 2-simplex
       -0.69314...
     """
 
@@ -70,15 +74,12 @@ class Dirichlet(Distribution):
         return jnp.where(inside, value, -jnp.inf)
 
     def entropy(self):
-        """``log B(alpha) + (alpha_0 - K) psi(alpha_0) - sum_i (alpha_i - 1) psi(alpha_i)``, nats."""
-        alpha = self.concentration
-        a0 = jnp.sum(alpha, axis=-1)
-        k = alpha.shape[-1]
-        return (
-            _log_beta(alpha)
-            + (a0 - k) * digamma(a0)
-            - jnp.sum((alpha - 1) * digamma(alpha), axis=-1)
-        )
+        """``log B(alpha) + (alpha_0 - K) psi(alpha_0) - sum_i (alpha_i - 1) psi(alpha_i)``, nats.
+
+        Evaluated without the cancellation of its large terms at large concentrations
+        (``_special._dirichlet_neg_entropy``).
+        """
+        return -_dirichlet_neg_entropy(self.concentration)
 
     @property
     def mean(self):
@@ -102,70 +103,6 @@ class Dirichlet(Distribution):
         return (diag - outer) / (a0[..., None] + 1)
 
 
-# Stirling series of log Gamma: sum_j c_j x^-(2j+1), c_j = B_{2j+2} / ((2j+2)(2j+1)).
-_STIRLING = (1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188)
-
-
-def _phi_poly(m):
-    """Coefficients (lowest first) of ``P_m`` with ``(1+t)^-m - 1 + m t = t^2 P_m(t) / (1+t)^m``."""
-    one_plus_t_m = np.polynomial.polynomial.polypow([1.0, 1.0], m)
-    num = np.polynomial.polynomial.polyadd(
-        np.polynomial.polynomial.polysub([1.0], one_plus_t_m),
-        np.polynomial.polynomial.polymul([0.0, float(m)], one_plus_t_m),
-    )
-    return tuple(float(c) for c in num[2:])
-
-
-_PHI = {2 * j + 1: _phi_poly(2 * j + 1) for j in range(len(_STIRLING))}
-
-
-def _lgamma_bregman(x, h):
-    """``log Gamma(x + h) - log Gamma(x) - psi(x) h`` (>= 0) for ``x > 0``, ``x + h > 0``.
-
-    Accurate to a few ulps for every ``h``, including ``|h| << x`` where the direct
-    difference cancels (it is about ``psi'(x) h^2 / 2``). The Bregman divergence is linear in
-    the function, so with ``n`` chosen to make ``min(x, x + h) + n`` large,
-    ``log Gamma(z) = log Gamma(z + n) - sum_{k<n} log(z + k)`` gives
-
-        B(x, h) = B_Stirling(x + n, h) + sum_{k<n} [t_k - log1p(t_k)],   t_k = h / (x + k),
-
-    and for ``X = x + n``, ``Y = X + h``, ``t = h / X`` the Stirling part is
-
-        Y (u - log1p(u)) + (t - log1p(t)) / 2 + sum_j c_j (Y^-m - X^-m + m h X^-(m+1)),
-
-    ``u = -h / Y``, ``m = 2j + 1``: every piece is a sum of non-negative terms.
-    """
-    f64 = jnp.finfo(x.dtype).bits > 32
-    thr, coefs = (17, _STIRLING) if f64 else (8, _STIRLING[:3])
-    y = x + h
-    low = jnp.minimum(x, y)
-
-    def shift_step(k, carry):
-        acc, shift = carry
-        use = low + shift < thr
-        term = x_minus_log1p(h / (x + shift))
-        return acc + jnp.where(use, term, 0.0), shift + jnp.where(use, 1.0, 0.0)
-
-    zeros = jnp.zeros_like(x)
-    acc, shift = jax.lax.fori_loop(0, thr, shift_step, (zeros, zeros))
-    xs = x + shift
-    ys = xs + h
-    t = h / xs
-    log1p_t = jnp.log1p(t)
-    total = ys * x_minus_log1p(-h / ys, -log1p_t) + 0.5 * x_minus_log1p(t, log1p_t) + acc
-    small = jnp.abs(t) < 0.5
-    ts = jnp.where(small, t, 0.0)
-    for j, c in enumerate(coefs):
-        m = 2 * j + 1
-        poly = jnp.zeros_like(ts)
-        for coef in reversed(_PHI[m]):
-            poly = poly * ts + coef
-        series = ts * ts * poly / (1 + ts) ** m * xs ** (-m)
-        direct = ys ** (-m) - xs ** (-m) + m * h * xs ** (-m - 1)
-        total = total + c * jnp.where(small, series, direct)
-    return total
-
-
 @register_kl(Dirichlet, Dirichlet)
 def _kl_dirichlet_dirichlet(p, q):
     """KL(Dir(a) ‖ Dir(b)), in nats::
@@ -176,8 +113,8 @@ def _kl_dirichlet_dirichlet(p, q):
     This is the Bregman divergence of the log-normalizer, so it is evaluated as
     ``sum_i B(a_i, b_i - a_i) - B(a_0, b_0 - a_0)`` with
     ``B(x, h) = log Gamma(x + h) - log Gamma(x) - psi(x) h`` computed without cancellation
-    (see ``_lgamma_bregman``): nearly equal concentrations keep their digits instead of
-    losing them to the difference of ``gammaln`` values.
+    (``_special._lgamma_bregman``): nearly equal concentrations keep their digits instead
+    of losing them to the difference of ``gammaln`` values.
     """
     a, b = p.concentration, q.concentration
     if a.shape[-1] != b.shape[-1]:
@@ -186,14 +123,15 @@ def _kl_dirichlet_dirichlet(p, q):
             f"categories, {a.shape[-1]} and {b.shape[-1]} (concentration shapes "
             f"{tuple(a.shape)} and {tuple(b.shape)})."
         )
-    return _kl_concentrations(*jnp.broadcast_arrays(a, b))
+    dtype = jnp.result_type(a, b)  # mixed precisions promote (the scan-free kernels need one dtype)
+    return _kl_concentrations(*jnp.broadcast_arrays(jnp.asarray(a, dtype), jnp.asarray(b, dtype)))
 
 
 @jax.custom_jvp
 def _kl_concentrations(a, b):
     """KL(Dir(a) ‖ Dir(b)) for concentrations of equal shape (see ``_kl_dirichlet_dirichlet``).
 
-    Two exact forms, and the one with the smaller sum of term magnitudes wins:
+    Three exact forms, and the one with the smaller sum of term magnitudes wins:
 
     * the Bregman form ``sum_i B(a_i, h_i) - B(a_0, h_0)``, ``h = b - a``: right for
       nearly equal Dirichlets, but when one component ``k`` carries almost all the
@@ -201,26 +139,32 @@ def _kl_concentrations(a, b):
     * the chain rule split at that component, ``KL(Beta(r, a_k) ‖ Beta(r', b_k))``
       (``r``, ``r'`` the rest's totals; the Beta KL picks its own form, see
       ``beta._beta_kl_and_size``) plus the Bregman form of the rest,
-      ``sum_{i != k} B(a_i, h_i) - B(r, r' - r)``.
+      ``sum_{i != k} B(a_i, h_i) - B(r, r' - r)``;
+    * the large-concentration form ``_special._dirichlet_kl_stirling``, where both of the
+      above sum terms of size ``a log a``.
     """
     h = b - a
-    parts = _lgamma_bregman(a, h)
+    parts = _lgamma_bregman(b, a, h)
     a0, h0 = jnp.sum(a, axis=-1), jnp.sum(h, axis=-1)
-    whole = _lgamma_bregman(a0, h0)
+    whole = _lgamma_bregman(jnp.sum(b, axis=-1), a0, h0)
     bregman = jnp.sum(parts, axis=-1) - whole
     if a.shape[-1] < 2:
         return bregman
+    bregman_size = jnp.sum(parts, axis=-1) + whole
     k = jnp.argmax(a + b, axis=-1)
     top = jax.nn.one_hot(k, a.shape[-1], dtype=bool)
-    pick = lambda v: jnp.sum(jnp.where(top, v, 0.0), axis=-1)  # noqa: E731
-    rest = lambda v: jnp.sum(jnp.where(top, 0.0, v), axis=-1)  # noqa: E731
+    pick = lambda v: jnp.sum(jnp.where(top, v, 0.0), axis=-1)
+    rest = lambda v: jnp.sum(jnp.where(top, 0.0, v), axis=-1)
     r, r2, hr = rest(a), rest(b), rest(h)
     beta, beta_size = _beta_kl_and_size(r, pick(a), r2, pick(b))
     rest_parts = rest(parts)
-    rest_whole = _lgamma_bregman(r, hr)
+    rest_whole = _lgamma_bregman(r2, r, hr)
     chain = beta + (rest_parts - rest_whole)
-    use = beta_size + rest_parts + rest_whole < jnp.sum(parts, axis=-1) + whole
-    return jnp.where(use, chain, bregman)
+    chain_size = beta_size + rest_parts + rest_whole
+    use = chain_size < bregman_size
+    value, size = jnp.where(use, chain, bregman), jnp.where(use, chain_size, bregman_size)
+    stirling, stirling_size = _dirichlet_kl_stirling(a, b)
+    return jnp.where(stirling_size < size, stirling, value)
 
 
 @_kl_concentrations.defjvp

@@ -8,6 +8,7 @@ import numpy as np
 
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param, static
+from vikl._validate import check_int
 
 __all__ = ["Empirical"]
 
@@ -21,7 +22,8 @@ class Empirical(Distribution):
 
     Args:
       samples: array of shape ``(n,) + batch_shape + event_shape``; a floating
-        dtype (cast integer data first). Not trained by ``fit``.
+        dtype (cast integer data first), finite (NaN and ``+-inf`` are
+        rejected: they would make every moment NaN). Not trained by ``fit``.
       event_ndims: number of trailing axes forming one event; default
         ``samples.ndim - 1`` (one distribution, no batch). A smaller value
         makes the middle axes a batch of independent empirical distributions,
@@ -44,6 +46,11 @@ class Empirical(Distribution):
     reparameterized = False
 
     def __init__(self, samples, event_ndims=None):
+        if samples is None:
+            raise ValueError(
+                "Empirical: samples is required; got None. Pass an array of shape "
+                "(n,) + batch_shape + event_shape."
+            )
         ndim = int(np.ndim(samples))
         if ndim < 1:
             raise ValueError(
@@ -52,8 +59,7 @@ class Empirical(Distribution):
             )
         if event_ndims is None:
             event_ndims = ndim - 1
-        if isinstance(event_ndims, bool) or not isinstance(event_ndims, (int, np.integer)):
-            raise ValueError(f"Empirical: event_ndims must be an int; got {event_ndims!r}")
+        event_ndims = check_int("event_ndims", event_ndims, minimum=0, where="Empirical")
         if not 0 <= event_ndims <= ndim - 1:
             raise ValueError(
                 f"Empirical: event_ndims must be in [0, samples.ndim - 1] = [0, {ndim - 1}]; "

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param
 from vikl._kl import register_kl
-from vikl._math import x_minus_log1p
+from vikl._math import log_of_ratio, x_minus_log1p
 
 __all__ = ["Exponential"]
 
@@ -73,4 +73,4 @@ def _kl_exponential_exponential(p, q):
 
     Evaluated with the ``x_minus_log1p`` kernel on ``r - 1 = (l2 - l1) / l1``.
     """
-    return x_minus_log1p((q.rate - p.rate) / p.rate, jnp.log(q.rate) - jnp.log(p.rate))
+    return x_minus_log1p((q.rate - p.rate) / p.rate, log_of_ratio(q.rate, p.rate))

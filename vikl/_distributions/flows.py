@@ -7,9 +7,11 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from vikl import _constraints as constraints
-from vikl._base import Distribution, param, static
+from vikl._base import Distribution, is_concrete, param, static
+from vikl._validate import check_int
 
 __all__ = ["RealNVP"]
 
@@ -70,7 +72,12 @@ class RealNVP(Distribution):
       weights: tuple of ``num_layers`` dicts with ``w1 (d1, h)``, ``b1 (h,)``,
         ``w2 (h, h)``, ``b2 (h,)``, ``w3 (h, 2 (d - d1))``, ``b3 (2 (d - d1),)``;
         trained as unconstrained weights by ``fit``.
-      max_log_scale: bound on each coupling's log-scale (static).
+      max_log_scale: bound on each coupling's log-scale (static), finite and > 0.
+
+    Raises:
+      ValueError: a non-finite ``loc``, ``scale`` or weight (checked at
+        construction on concrete values), mismatched weight shapes, or a
+        ``max_log_scale`` that is not finite and > 0.
 
     ``event_shape = (d,)``, ``batch_shape = ()``. Sampling is reparameterized.
     ``log_prob`` runs the inverse pass; ``sample_and_log_prob`` uses the
@@ -86,6 +93,12 @@ class RealNVP(Distribution):
         weights = tuple(
             {k: jnp.asarray(v) for k, v in dict(layer).items()} for layer in weights
         )
+        if not (isinstance(max_log_scale, (int, float, np.integer, np.floating))
+                and not isinstance(max_log_scale, bool)
+                and math.isfinite(max_log_scale) and max_log_scale > 0):
+            raise ValueError(
+                f"RealNVP: max_log_scale must be a finite number > 0; got {max_log_scale!r}"
+            )
         self._setup(loc=loc, scale=scale, weights=weights, max_log_scale=float(max_log_scale))
 
     @classmethod
@@ -105,9 +118,10 @@ class RealNVP(Distribution):
           loc, scale: initial output shift and scale (default 0 and 1).
           dtype: floating dtype (default: float32, or float64 under x64).
         """
-        for name, v, lo in (("dim", dim, 1), ("num_layers", num_layers, 1), ("hidden_size", hidden_size, 1)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-                raise ValueError(f"RealNVP.initialize: {name} must be an int >= {lo}; got {v!r}")
+        where = "RealNVP.initialize"
+        dim = check_int("dim", dim, where=where)
+        num_layers = check_int("num_layers", num_layers, where=where)
+        hidden_size = check_int("hidden_size", hidden_size, where=where)
         dtype = jnp.dtype(dtype if dtype is not None else jnp.zeros(()).dtype)
         layers = _init_weights(key, dim, num_layers, hidden_size, dtype)
         loc = jnp.zeros((dim,), dtype) if loc is None else jnp.asarray(loc, dtype)
@@ -138,6 +152,20 @@ class RealNVP(Distribution):
                     raise ValueError(
                         f"RealNVP: weights[{i}]['{name}'] has dtype {layer[name].dtype}, "
                         f"loc has {self.loc.dtype}; use one floating dtype"
+                    )
+
+    def _check_args(self):
+        if not is_concrete(self.weights):
+            return
+        for i, layer in enumerate(self.weights):
+            for name in sorted(layer):
+                w = np.asarray(layer[name])
+                bad = ~np.isfinite(w)
+                if bad.any():
+                    raise ValueError(
+                        f"RealNVP: weights[{i}]['{name}'] must be finite; got "
+                        f"{constraints._nonfinite_counts(w)} value(s) (shape {w.shape}). "
+                        "A non-finite weight makes every sample and log_prob NaN."
                     )
 
     def __repr__(self):

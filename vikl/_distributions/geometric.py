@@ -7,15 +7,19 @@ import jax.numpy as jnp
 
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param
-from vikl._distributions.bernoulli import _logits_of, _probs_of, _success_failure
-from vikl._distributions.categorical import (
-    _as_value,
-    _is_integer,
-    _public_repr,
-    _setup_one_of,
-    _weighted_log_ratio,
-)
 from vikl._kl import register_kl
+from vikl._probs import (
+    as_value,
+    bernoulli_parts,
+    is_integer,
+    kl_from_parts,
+    logits_of,
+    probs_of,
+    public_repr,
+    setup_one_of,
+    success_failure,
+    weighted_log_ratio,
+)
 
 __all__ = ["Geometric"]
 
@@ -43,14 +47,14 @@ class Geometric(Distribution):
     """
 
     _probs: jax.Array = param(constraints.unit_interval)
-    _logits: jax.Array = param(constraints.real)
+    _logits: jax.Array = param(constraints.logit)
 
     reparameterized = False
-    __repr__ = _public_repr
+    __repr__ = public_repr
     support = constraints.nonnegative_integer
 
     def __init__(self, probs=None, logits=None):
-        _setup_one_of(self, "probs", "logits", {"probs": probs, "logits": logits})
+        setup_one_of(self, "probs", "logits", {"probs": probs, "logits": logits})
 
     def _check_args(self):
         p1 = self.probs
@@ -64,16 +68,16 @@ class Geometric(Distribution):
     @property
     def probs(self) -> jax.Array:
         """Success probability ``p``, shape ``batch_shape``."""
-        return _probs_of(self)
+        return probs_of(self)
 
     @property
     def logits(self) -> jax.Array:
         """Log-odds of success ``log p - log(1 - p)``."""
-        return _logits_of(self)
+        return logits_of(self)
 
     def sample(self, key, sample_shape=()):
         shape = tuple(sample_shape) + self.batch_shape
-        _, _, _, log_p0 = _success_failure(self)
+        _, _, _, log_p0 = success_failure(self)
         log_p0 = jax.lax.stop_gradient(log_p0)
         dtype = log_p0.dtype
         u = jax.random.uniform(key, shape, dtype, minval=jnp.finfo(dtype).tiny, maxval=1.0)
@@ -82,9 +86,9 @@ class Geometric(Distribution):
         return jnp.where(certain, 0.0, draws)
 
     def log_prob(self, x):
-        _, _, log_p1, log_p0 = _success_failure(self)
-        x = _as_value(x, log_p1.dtype)
-        valid = (x >= 0) & _is_integer(x)
+        _, _, log_p1, log_p0 = success_failure(self)
+        x = as_value(x, log_p1.dtype)
+        valid = (x >= 0) & is_integer(x)
         xs = jnp.where(valid, x, 0.0)
         zero = xs == 0
         out = log_p1 + jnp.where(zero, 0.0, xs * jnp.where(zero, 0.0, log_p0))
@@ -92,21 +96,21 @@ class Geometric(Distribution):
 
     def entropy(self):
         """``H = [-p log p - (1 - p) log(1 - p)] / p`` in nats."""
-        p1, p0, log_p1, log_p0 = _success_failure(self)
+        p1, p0, log_p1, log_p0 = success_failure(self)
         zero = jnp.zeros((), p1.dtype)
-        h_bern = 0.0 - (_weighted_log_ratio(p1, log_p1, zero) + _weighted_log_ratio(p0, log_p0, zero))
+        h_bern = 0.0 - (weighted_log_ratio(p1, log_p1, zero) + weighted_log_ratio(p0, log_p0, zero))
         return h_bern / p1
 
     @property
     def mean(self):
         """``(1 - p) / p``."""
-        p1, p0, _, _ = _success_failure(self)
+        p1, p0, _, _ = success_failure(self)
         return p0 / p1
 
     @property
     def variance(self):
         """``(1 - p) / p²``."""
-        p1, p0, _, _ = _success_failure(self)
+        p1, p0, _, _ = success_failure(self)
         return p0 / (p1 * p1)
 
     @property
@@ -117,10 +121,15 @@ class Geometric(Distribution):
 @register_kl(Geometric, Geometric)
 @jax.jit
 def _kl_geometric_geometric(p, q):
-    """KL(Geo(a)‖Geo(b)) = log(a/b) + ((1-a)/a) log((1-a)/(1-b)), in nats.
+    """KL(Geo(a)‖Geo(b)) = log(a/b) + ((1-a)/a) log((1-a)/(1-b)) = KL(Ber(a)‖Ber(b)) / a, in nats.
 
-    ``+inf`` where ``b = 1`` and ``a < 1`` (``q`` is the point mass at 0).
+    (A geometric count is a run of Bernoulli trials, ``1/a`` of them on average.)
+    The Bernoulli KL is the cancellation-free, non-negative form of
+    ``vikl._probs.bernoulli_kl``. ``+inf`` where ``b = 1`` and ``a < 1`` (``q``
+    is the point mass at 0).
     """
-    a1, a0, la1, la0 = _success_failure(p)
-    _, _, lb1, lb0 = _success_failure(q)
-    return (la1 - lb1) + _weighted_log_ratio(a0, la0, lb0) / a1
+    w, v, lw, lv, x = bernoulli_parts(p, q)
+    a1 = w[..., 1:]
+    # The Bregman terms are homogeneous in (w, v): dividing them by a first
+    # keeps a representable KL from underflowing on the way (a = 1e-30 in float32).
+    return kl_from_parts((w / a1, v / a1, lw, lv, x))

@@ -79,12 +79,23 @@ def _kl_gumbel_gumbel(p, q):
     so nearly equal Gumbels give an accurate small KL.
     """
     r = p.scale / q.scale
-    r_minus_1 = (p.scale - q.scale) / q.scale
+    # A ratio below the smallest normal float (s1 << s2) is 0 or subnormal: lgamma(r) is
+    # then -log r - gamma r + O(r^2), so D(r, 1) = -log r - gamma to far below an ulp,
+    # with log r taken from log s1 - log s2 (finite). The Bregman terms get r = 1 there.
+    tiny = r < jnp.finfo(r.dtype).tiny
+    r = jnp.where(tiny, 1.0, r)
+    r_minus_1 = jnp.where(tiny, 0.0, (p.scale - q.scale) / q.scale)
     d = (p.loc - q.loc) / q.scale
     one = jnp.ones_like(r)
     d_shifted, d_r = _lgamma_bregmans((1 + r, 2 * one, r_minus_1), (r, one, r_minus_1))
-    y = (1 - EULER_GAMMA) * r_minus_1 + d_shifted - d  # lgamma(1 + r) - d
+    d_r = jnp.where(tiny, (jnp.log(q.scale) - jnp.log(p.scale)) - EULER_GAMMA, d_r)
+    # lgamma(1 + r) - d; lgamma(1 + r) = 0 for the tiny ratios.
+    y = jnp.where(tiny, 0.0, (1 - EULER_GAMMA) * r_minus_1 + d_shifted) - d
     kl = x_minus_log1p(jnp.expm1(y), y) + d_r
     # s1 / s2 overflowing (> 3e38 in float32) makes exp(lgamma(1 + r)) and the KL +inf;
     # the two +inf terms above would give inf - inf on the way.
-    return jnp.where(r == jnp.inf, jnp.inf, kl)
+    # Past r = max / (log(max) - 8) the term D(r, 1) = lgamma(r) + gamma (r - 1) >= 0 alone
+    # exceeds the largest float (Stirling: D >= r (log r - 1 + gamma) - log r / 2 - gamma),
+    # so the KL is +inf; the log-gamma pieces would meet as inf - inf there.
+    big = float(jnp.finfo(kl.dtype).max) / (math.log(float(jnp.finfo(kl.dtype).max)) - 8.0)
+    return jnp.where(r > big, jnp.inf, kl)

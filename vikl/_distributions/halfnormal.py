@@ -9,8 +9,8 @@ import jax.numpy as jnp
 
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param
-from vikl._math import square_ratio_term
 from vikl._kl import register_kl
+from vikl._math import half_square_sum, scaled_reciprocal, square_ratio_term
 
 __all__ = ["HalfNormal"]
 
@@ -75,4 +75,6 @@ def _kl_halfnormal_halfnormal(p, q):
     Same as the Normal KL with equal means; the bracket is the cancellation-free
     :func:`vikl._math.square_ratio_term`.
     """
-    return 0.5 * square_ratio_term(p.scale, q.scale)
+    s, inv = scaled_reciprocal(q.scale)
+    r = (p.scale * s) * inv
+    return half_square_sum(square_ratio_term(p.scale, q.scale), jnp.zeros_like(r), r)

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param
 from vikl._kl import register_kl
-from vikl._math import x_minus_log1p
+from vikl._math import log_of_ratio, x_minus_log1p
 
 __all__ = ["Laplace"]
 
@@ -84,7 +84,18 @@ def _kl_laplace_laplace(p, q):
     ``t = d/b1``: two non-negative terms, each free of cancellation.
     """
     r = p.scale / q.scale
-    scale_term = x_minus_log1p((p.scale - q.scale) / q.scale, jnp.log(p.scale) - jnp.log(q.scale))
-    t = jnp.abs(p.loc - q.loc) / p.scale
+    scale_term = x_minus_log1p((p.scale - q.scale) / q.scale, log_of_ratio(p.scale, q.scale))
+    dist = jnp.abs(p.loc - q.loc)
+    t = dist / p.scale
+    # The product r (e^-t - 1 + t) is safe while r is a normal float and t finite. Else
+    # (r underflowed with b1 << b2, or d / b1 overflowed) it is written as
+    # d / b2 - r (1 - e^-t), whose pieces stay finite whenever the KL is; it is only
+    # needed where one of them dominates, so the cancellation for small t is harmless.
+    safe = (r >= jnp.finfo(r.dtype).tiny) & (t < jnp.inf)
+    t_safe = jnp.where(safe, t, 1.0)
+    product = r * _exp_minus_one_plus(t_safe)
+    split = dist / q.scale + r * jnp.expm1(-jnp.where(safe, 1.0, t))
     # t = 0 makes the second term exactly 0, also when r overflows to inf.
-    return scale_term + jnp.where(t > 0, r * _exp_minus_one_plus(t), 0.0)
+    location_term = jnp.where(t > 0, jnp.where(safe, product, split), 0.0)
+    # b1 / b2 overflowing means the KL (>= r - 1 - log r) does too; +inf, not inf - inf.
+    return jnp.where(r == jnp.inf, jnp.inf, scale_term + location_term)

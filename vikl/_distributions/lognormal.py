@@ -9,8 +9,8 @@ import jax.numpy as jnp
 
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param
-from vikl._math import square_ratio_term
 from vikl._kl import register_kl
+from vikl._math import half_square_sum, scaled_reciprocal, square_ratio_term
 
 __all__ = ["LogNormal"]
 
@@ -84,5 +84,6 @@ def _kl_lognormal_lognormal(p, q):
     ``½[(s1/s2)² - 1 - log (s1/s2)²] + (m1 - m2)² / (2 s2²)``, with the bracket
     computed by the cancellation-free kernel of ``Normal``.
     """
+    s, inv = scaled_reciprocal(q.scale)
     z = (p.loc - q.loc) / q.scale
-    return 0.5 * (square_ratio_term(p.scale, q.scale) + z * z)
+    return half_square_sum(square_ratio_term(p.scale, q.scale), z, (p.scale * s) * inv)

@@ -8,7 +8,10 @@ from jax.scipy.special import logsumexp
 
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param
-from vikl._distributions.categorical import _public_repr, _safe_log, _setup_one_of
+from vikl._probs import public_repr as _public_repr
+from vikl._probs import safe_log as _safe_log
+from vikl._probs import setup_one_of as _setup_one_of
+from vikl._validate import ArgumentTypeError
 
 __all__ = ["Mixture"]
 
@@ -18,13 +21,14 @@ class Mixture(Distribution):
 
     Args:
       mixture_logits: unnormalized log-weights, shape ``(..., K)``; normalized
-        with ``log_softmax``.
+        with ``log_softmax``. An entry may be ``-inf`` (a component of weight
+        0), but not NaN or ``+inf``, and each row needs one finite entry.
       components: ONE :class:`vikl.Distribution` whose *last batch axis* indexes
         the ``K`` components (e.g. ``vikl.Normal(loc, scale)`` with ``loc`` of
         shape ``(K,)``, or ``vikl.MultivariateNormalDiag`` with ``loc`` of shape
         ``(K, d)``). It is a child pytree: ``fit`` trains its parameters too.
       weights: mixing probabilities, shape ``(..., K)`` (non-negative, summing
-        to 1); keyword-only, instead of ``mixture_logits``.
+        to 1); keyword-only, instead of ``mixture_logits``. ``K >= 1``.
 
     Pass exactly one of ``mixture_logits`` / ``weights``; both properties work
     afterwards. ``batch_shape`` is ``broadcast(weights batch, components.batch_shape[:-1])``
@@ -44,7 +48,7 @@ class Mixture(Distribution):
       (1.1, 2.89)
     """
 
-    _mixture_logits: jax.Array = param(constraints.real_vector)
+    _mixture_logits: jax.Array = param(constraints.logits_vector)
     _weights: jax.Array = param(constraints.simplex)
     components: Distribution
 
@@ -53,7 +57,7 @@ class Mixture(Distribution):
 
     def __init__(self, mixture_logits=None, components=None, *, weights=None):
         if not isinstance(components, Distribution):
-            raise ValueError(
+            raise ArgumentTypeError(
                 "Mixture: components must be one batched vikl Distribution whose last batch axis "
                 f"indexes the components; got {type(components).__name__}"
             )
@@ -120,6 +124,10 @@ class Mixture(Distribution):
         if self._mixture_logits is not None:
             return jax.nn.log_softmax(self._mixture_logits, axis=-1)
         return _safe_log(self._weights)
+
+    def strata(self):
+        """``(log_weights, components)``: objectives draw from each component (stratified)."""
+        return jax.nn.log_softmax(self.mixture_logits, axis=-1), self.components
 
     # ------------------------------------------------------------ interface
     def component_log_probs(self, x):

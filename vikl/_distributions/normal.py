@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from vikl import _constraints as constraints
 from vikl._base import Distribution, _FromNoise, param
 from vikl._kl import register_kl
-from vikl._math import reciprocal, square_ratio_term
+from vikl._math import half_square_sum, scaled_reciprocal, square_ratio_term
 
 __all__ = ["Normal"]
 
@@ -80,10 +80,12 @@ def _kl_normal_normal(p, q):
     """KL(N(m1, s1^2) ‖ N(m2, s2^2)) = ½[(s1/s2)² − 1 − log (s1/s2)²] + (m1 − m2)² / (2 s2²).
 
     The bracket is :func:`vikl._math.square_ratio_term`, which keeps full float32
-    precision for nearly equal scales at the cost of the textbook formula. Range: a
-    ratio ``s1 / s2`` below the smallest normal float (1.2e-38 in float32) gives +inf
-    where the true KL is finite (about 87 nats or more); every other input gives the
-    right value or a true overflow.
+    precision for nearly equal scales at the cost of the textbook formula. Range: any
+    finite parameters (scales from the smallest to the largest normal float, in any
+    ratio) give the right value, or +inf where the true KL exceeds the largest float.
     """
-    z = (p.loc - q.loc) * reciprocal(q.scale)
-    return 0.5 * (square_ratio_term(p.scale, q.scale) + z * z)
+    # x / q.scale as (x s) * inv: unlike x * reciprocal(q.scale), right for q.scale > 8.5e37.
+    # (A difference of locations that itself overflows, |m1 - m2| > 3.4e38, gives +inf.)
+    s, inv = scaled_reciprocal(q.scale)
+    z = ((p.loc - q.loc) * s) * inv
+    return half_square_sum(square_ratio_term(p.scale, q.scale), z, (p.scale * s) * inv)

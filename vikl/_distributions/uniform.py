@@ -92,4 +92,17 @@ def _kl_uniform_uniform(p, q):
     """
     inside = (q.low <= p.low) & (p.high <= q.high)
     extra = jnp.where(inside, (q.high - p.high) - (q.low - p.low), 0.0)
-    return jnp.where(inside, jnp.log1p(extra / (p.high - p.low)), jnp.inf)
+    width = p.high - p.low
+    # Differences of bounds near the largest float overflow; halving every bound first
+    # gives the same quotient (scaling by 2 is exact) without overflow. Only used there,
+    # since halving bounds near the smallest float would lose them.
+    over = ~((extra < jnp.inf) & (width < jnp.inf))
+    half_extra = (0.5 * q.high - 0.5 * p.high) - (0.5 * q.low - 0.5 * p.low)
+    ratio = jnp.where(over, half_extra / (0.5 * p.high - 0.5 * p.low), extra / width)
+    # A ratio past the largest float (a tiny p inside a huge q): log(w2) - log(w1) from
+    # the halved widths, which cannot overflow and are far from underflow there.
+    huge = ~(ratio < jnp.inf)
+    w2_half = jnp.where(huge, 0.5 * q.high - 0.5 * q.low, 1.0)
+    w1_half = jnp.where(huge, 0.5 * p.high - 0.5 * p.low, 1.0)
+    value = jnp.where(huge, jnp.log(w2_half) - jnp.log(w1_half), jnp.log1p(jnp.where(huge, 0.0, ratio)))
+    return jnp.where(inside, value, jnp.inf)

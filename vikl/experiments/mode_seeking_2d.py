@@ -38,7 +38,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 import vikl
-from experiments import _common
+from vikl.experiments import _common
 from vikl import plotting as vp
 
 NAME = "mode_seeking_2d"

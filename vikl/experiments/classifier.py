@@ -31,7 +31,7 @@ import numpy as np
 import optax
 
 import vikl
-from experiments import _common
+from vikl.experiments import _common
 from vikl import plotting as vp
 
 NAME = "classifier"

@@ -28,8 +28,8 @@ import numpy as np
 import optax
 
 import vikl
-from experiments import _common
-from experiments.mode_seeking import LOCS, SCALES, WEIGHTS, make_target, mixture_moments, target_log_density
+from vikl.experiments import _common
+from vikl.experiments.mode_seeking import LOCS, SCALES, WEIGHTS, make_target, mixture_moments, target_log_density
 from vikl import plotting as vp
 
 NAME = "alpha_sweep"

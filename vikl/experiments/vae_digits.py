@@ -34,7 +34,7 @@ import numpy as np
 import optax
 
 import vikl
-from experiments import _common
+from vikl.experiments import _common
 from vikl import plotting as vp
 
 NAME = "vae_digits"
@@ -109,40 +109,42 @@ _OPTIMIZER = optax.adam(LEARNING_RATE)
 _MC_WEIGHT = {"analytic": 0.0, "mc": 1.0}
 
 
-def _loss(params, data, key, mc_weight):
+def _loss(params, target, key):
+    """The training objective for ``vikl.fit_step``: minibatch -ELBO, and the KL terms as aux."""
+    data, mc_weight = target
     k_batch, k_z = jax.random.split(key)
     x = data[jax.random.randint(k_batch, (BATCH,), 0, data.shape[0])]
     rec, kl_term, analytic = elbo_terms(params, x, k_z, mc_weight)
-    return -jnp.mean(rec - kl_term), (jnp.mean(kl_term), jnp.mean(analytic))
+    return -jnp.mean(rec - kl_term), {"kl_term": jnp.mean(kl_term), "analytic_kl": jnp.mean(analytic)}
 
 
 @jax.jit
-def _train_chunk(carry, data, keys, mc_weight):
-    def step(carry, key):
-        params, state = carry
-        (loss, aux), grads = jax.value_and_grad(_loss, has_aux=True)(params, data, key, mc_weight)
-        with jax.numpy_dtype_promotion("standard"):  # optax mixes int32 step counts with floats
-            updates, state = _OPTIMIZER.update(grads, state, params)
-        return (optax.apply_updates(params, updates), state), (loss, *aux)
+def _train_chunk(state, target, keys):
+    def step(state, key):
+        state, loss, aux = vikl.fit_step(state, target, key=key)
+        return state, (loss, aux["kl_term"], aux["analytic_kl"])
 
-    return jax.lax.scan(step, carry, keys)
+    return jax.lax.scan(step, state, keys)
 
 
 def train(params, x_train, key, kl: str, num_steps: int, progress: bool, label: str):
     """Adam on the negative ELBO; returns params and per-step (loss, KL term, analytic KL).
 
-    Runs ``lax.scan`` over chunks of 250 steps (one compiled program for both
-    KL kinds); the progress bar updates between chunks.
+    A user loop over vikl's public step: ``vikl.fit_init`` holds the network
+    weights and Adam's state, ``vikl.fit_step`` advances them, with the data
+    and the KL weight as the step's target (arguments, not constants) and
+    this experiment's own key per step. Runs ``lax.scan`` over chunks of 250
+    steps (one compiled program for both KL kinds); the progress bar updates
+    between chunks.
     """
-    data = jnp.asarray(x_train)
-    mc_weight = jnp.float32(_MC_WEIGHT[kl])
+    target = (jnp.asarray(x_train), jnp.float32(_MC_WEIGHT[kl]))
     keys = jax.random.split(key, num_steps)
     size = 250
-    carry, records = (params, _OPTIMIZER.init(params)), []
+    state, records = vikl.fit_init(params, objective=_loss, optimizer=_OPTIMIZER, key=key), []
     bar = _progress(num_steps, label, progress)
     for start in range(0, num_steps, size):
         chunk_keys = keys[start:start + size]
-        carry, rec = _train_chunk(carry, data, chunk_keys, mc_weight)
+        state, rec = _train_chunk(state, target, chunk_keys)
         records.append(rec)
         if bar is not None:
             bar.update(int(chunk_keys.shape[0]))
@@ -150,7 +152,7 @@ def train(params, x_train, key, kl: str, num_steps: int, progress: bool, label: 
     if bar is not None:
         bar.close()
     loss, kl_term, exact_kl = (np.concatenate([np.asarray(r[i]) for r in records]) for i in range(3))
-    return carry[0], {"neg_elbo": loss, "kl_term": kl_term, "analytic_kl": exact_kl}
+    return state.params, {"neg_elbo": loss, "kl_term": kl_term, "analytic_kl": exact_kl}
 
 
 def _progress(total, label, enabled):

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import vikl
-from experiments import _common
+from vikl.experiments import _common
 from vikl import plotting as vp
 
 NAME = "distance_vs_divergence"

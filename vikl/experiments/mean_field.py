@@ -26,7 +26,7 @@ import numpy as np
 import optax
 
 import vikl
-from experiments import _common
+from vikl.experiments import _common
 from vikl import plotting as vp
 
 NAME = "mean_field"

@@ -19,7 +19,7 @@ import shutil
 import sys
 import time
 
-from experiments import EXPERIMENTS
+from vikl.experiments import EXPERIMENTS
 
 #: The PNGs shown in the README, per experiment (copied by ``--readme-figures``).
 README_FIGURES = {
@@ -61,7 +61,7 @@ def _run_all(argv) -> int:
         parser.error(f"unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
     t0 = time.perf_counter()
     for name in names:
-        module = importlib.import_module(f"experiments.{name}")
+        module = importlib.import_module(f"vikl.experiments.{name}")
         sub = ["--out", os.path.join(args.out, name), "--seed", str(args.seed)]
         sub += ["--quick"] if args.quick else []
         sub += [] if args.progress else ["--no-progress"]
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     if argv[0] == "all":
         return _run_all(argv[1:])
     if argv[0] in EXPERIMENTS:
-        importlib.import_module(f"experiments.{argv[0]}").main(argv[1:])
+        importlib.import_module(f"vikl.experiments.{argv[0]}").main(argv[1:])
         return 0
     print(f"unknown experiment {argv[0]!r}; choose from: {', '.join(EXPERIMENTS)}", file=sys.stderr)
     return 2

@@ -20,14 +20,13 @@ import math
 import os
 import sys
 
-from benchmarks._common import block, fmt, machine_line, markdown_table, timed
-
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import vikl  # noqa: E402
+from benchmarks._common import block, fmt, machine_line, markdown_table, timed
 from vikl import objectives  # noqa: E402
 
 fit = getattr(vikl, "fit", None)

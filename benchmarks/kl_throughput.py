@@ -21,14 +21,12 @@ import os
 import sys
 from decimal import Decimal, getcontext
 
-from benchmarks._common import REPEATS, fmt, machine_line, markdown_table, timed
-
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import vikl  # noqa: E402
-
+from benchmarks._common import REPEATS, fmt, machine_line, markdown_table, timed
 
 TORCH_DEVICE = "cpu"  # --torch-device; "cuda" for a GPU run
 

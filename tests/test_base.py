@@ -9,6 +9,7 @@ import pytest
 import scipy.stats
 
 import vikl
+from tests.families import EXAMPLES
 
 
 class Logistic(vikl.Distribution):
@@ -139,3 +140,97 @@ def test_subclass_of_a_family_keeps_working():
 def test_python_lists_are_converted():
     d = vikl.Normal([0, 1], [1, 2])
     assert d.loc.dtype == jnp.float32 and d.batch_shape == (2,)
+
+
+# ------------------------------------------------------------------ optional members
+# Declared on Distribution; a family overrides those it has in closed form.
+OPTIONAL_PROPERTIES = ("mean", "variance", "mode")
+OPTIONAL_METHODS = ("cdf", "icdf", "entropy")
+
+
+def _family_classes():
+    out = []
+    for name in vikl.__all__:
+        obj = getattr(vikl, name)
+        if isinstance(obj, type) and issubclass(obj, vikl.Distribution) and obj is not vikl.Distribution:
+            out.append(obj)
+    return out
+
+
+def test_optional_members_are_declared_on_the_base_with_the_kind_families_use():
+    assert len(_family_classes()) >= 20
+    for member in OPTIONAL_PROPERTIES:
+        assert isinstance(vars(vikl.Distribution)[member], property), member
+    for member in OPTIONAL_METHODS:
+        assert callable(vars(vikl.Distribution)[member]), member
+    mismatched = []
+    for cls in _family_classes():
+        for klass in cls.__mro__[: cls.__mro__.index(vikl.Distribution)]:
+            for member in OPTIONAL_PROPERTIES + OPTIONAL_METHODS:
+                if member in vars(klass):
+                    is_property = isinstance(vars(klass)[member], property)
+                    if is_property != (member in OPTIONAL_PROPERTIES):
+                        mismatched.append(f"{klass.__name__}.{member}")
+    assert mismatched == []
+
+
+@pytest.mark.parametrize("member", OPTIONAL_PROPERTIES + ("cdf", "icdf", "stddev"))
+def test_a_family_without_a_member_raises_naming_the_family(member):
+    d = Logistic(0.0, 1.0)
+    shown = "variance" if member == "stddev" else member
+    with pytest.raises(NotImplementedError, match=f"^Logistic has no closed-form {shown}$"):
+        value = getattr(d, member)
+        if member in ("cdf", "icdf"):
+            value(jnp.asarray(0.5))
+
+
+def _call(d, member):
+    if member in OPTIONAL_PROPERTIES:
+        return getattr(d, member)
+    if member == "cdf":
+        return d.cdf(jnp.full(tuple(d.batch_shape) + tuple(d.event_shape), 0.5, d.dtype))
+    return d.icdf(jnp.full(d.batch_shape, 0.3, d.dtype))
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_every_family_implements_or_names_itself_for_each_optional_member(name):
+    d = EXAMPLES[name][0]()
+    cls = type(d)
+    for member in OPTIONAL_PROPERTIES + ("cdf", "icdf"):
+        inherited = getattr(cls, member) is getattr(vikl.Distribution, member)
+        if inherited:
+            with pytest.raises(NotImplementedError, match=f"^{cls.__name__} has no closed-form {member}$"):
+                _call(d, member)
+            continue
+        try:
+            value = _call(d, member)
+        except NotImplementedError as err:  # a family's own reason (Categorical has no mean)
+            assert str(err).startswith(f"{cls.__name__} has no {member}"), str(err)
+            continue
+        event = d.event_shape if member in OPTIONAL_PROPERTIES else ()
+        assert jnp.shape(value) == tuple(d.batch_shape) + tuple(event), (member, jnp.shape(value))
+
+
+@pytest.mark.parametrize("name", ["Normal", "Laplace", "Cauchy", "Exponential", "LogNormal", "HalfNormal", "Gumbel"])
+def test_icdf_inverts_cdf_and_matches_scipy(name, dtype):
+    d = jax.tree_util.tree_map(lambda v: jnp.asarray(v, dtype), EXAMPLES[name][0]())
+    u = jnp.asarray([0.05, 0.3, 0.5, 0.9], dtype)
+    x = d.icdf(u)
+    assert x.dtype == dtype
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == jnp.float32 else {"rtol": 1e-12, "atol": 1e-14}
+    np.testing.assert_allclose(d.cdf(x), u, **tol)
+    scipy_names = {"Normal": "norm", "Laplace": "laplace", "Cauchy": "cauchy", "Exponential": "expon",
+                   "LogNormal": "lognorm", "HalfNormal": "halfnorm", "Gumbel": "gumbel_r"}
+    ref = _scipy_frozen(scipy_names[name], d).ppf(np.asarray(u, np.float64))
+    np.testing.assert_allclose(x, ref, **tol)
+
+
+def _scipy_frozen(scipy_name, d):
+    dist = getattr(scipy.stats, scipy_name)
+    if scipy_name == "expon":
+        return dist(scale=1 / float(d.rate))
+    if scipy_name == "lognorm":
+        return dist(float(d.scale), scale=np.exp(float(d.loc)))
+    if scipy_name == "halfnorm":
+        return dist(scale=float(d.scale))
+    return dist(loc=float(d.loc), scale=float(d.scale))

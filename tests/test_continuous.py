@@ -115,9 +115,9 @@ U = np.asarray([[0.01], [0.3], [0.5], [0.9], [0.999]])
 
 def _summary(d, x, u):
     out = dict(log_prob=d.log_prob(x), entropy=d.entropy(), mean=d.mean, variance=d.variance)
-    if hasattr(d, "cdf"):
+    if type(d).cdf is not vikl.Distribution.cdf:  # the base declares cdf and raises
         out["cdf"] = d.cdf(x)
-    if hasattr(d, "icdf"):
+    if type(d).icdf is not vikl.Distribution.icdf:
         out["icdf"] = d.icdf(u)
     return out
 

@@ -16,6 +16,7 @@ import pytest
 import scipy.stats as st
 from hypothesis import given, settings
 from hypothesis import strategies as hs
+from scipy.special import logsumexp as scipy_logsumexp
 
 import vikl
 from tests.conftest import tol
@@ -187,13 +188,15 @@ def test_categorical_logits_near_equal(dtype):
 
 def test_cross_family_pairs_near_zero(dtype):
     """Ber‖Poi, Ber‖Bin, Ber‖Geo, Poi‖Geo, Bin‖Geo where both are close to the point mass at 0."""
-    f = lambda v: jnp.asarray(v, dtype)
+    def f(v):
+        return jnp.asarray(v, dtype)
+
     for lam in [1e-4, 1e-3, 1e-2, 0.1, 0.45]:
         for rel in [0.0, 1e-3, 1e-1, 1.0]:
-            a, l, bg = f(lam * (1 + rel)), f(lam), f(1 - lam)
-            A, L, B = M(a), M(l), M(bg)
+            a, lam_, bg = f(lam * (1 + rel)), f(lam), f(1 - lam)
+            A, L, B = M(a), M(lam_), M(bg)
             ref = (1 - A) * mp.log((1 - A) / mp.exp(-L)) + A * mp.log(A / (L * mp.exp(-L)))
-            _check(vikl.kl_divergence(vikl.Bernoulli(probs=a), vikl.Poisson(l)), [ref], dtype, 2)
+            _check(vikl.kl_divergence(vikl.Bernoulli(probs=a), vikl.Poisson(lam_)), [ref], dtype, 2)
             for n in (1, 2, 5):
                 b = f(lam / n)
                 q0, q1 = (1 - M(b)) ** n, n * M(b) * (1 - M(b)) ** (n - 1)
@@ -207,7 +210,7 @@ def test_cross_family_pairs_near_zero(dtype):
                 return mp.exp(-L) * L**k / mp.factorial(k)
 
             ref = sum(pois(k) * mp.log(pois(k) / (B * (1 - B) ** k)) for k in range(80))
-            _check(vikl.kl_divergence(vikl.Poisson(l), vikl.Geometric(probs=bg)), [ref], dtype, 2)
+            _check(vikl.kl_divergence(vikl.Poisson(lam_), vikl.Geometric(probs=bg)), [ref], dtype, 2)
             pb = M(f(lam / 5))
             ref = 0
             for k in range(6):
@@ -342,3 +345,129 @@ def test_base_is_static_under_jit():
     f = jax.jit(lambda x, base: vikl.entropy(x, base=base), static_argnames="base")
     assert float(f(p, base=2)) == pytest.approx(1.5, rel=1e-6)
     assert float(vikl.entropy(p, base=np.float32(2))) == pytest.approx(1.5, rel=1e-6)
+
+
+# ------------------------------------------------------------------ large batches (row blocks)
+def _big_batch(dtype, b=300, k=1000):
+    """``b`` rows of ``k`` probabilities: far-apart pairs, and nearly equal pairs at ``NEAR_ROWS``."""
+    rng = np.random.default_rng(23)
+    p = rng.dirichlet(np.ones(k), size=b)
+    q = rng.dirichlet(np.ones(k), size=b)
+    for row, rel in zip(NEAR_ROWS, [1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-5]):
+        q[row] = p[row] * (1 + rel * rng.standard_normal(k))
+    p[1, :7] = 0.0  # categories with p = 0 < q
+    p /= p.sum(-1, keepdims=True)
+    q /= q.sum(-1, keepdims=True)
+    return jnp.asarray(p, dtype), jnp.asarray(q, dtype)
+
+
+# Block boundaries and the repeated rows of the shifted last block (300 rows of 1000: blocks
+# of 131 rows starting at 0, 131 and 169).
+NEAR_ROWS = [0, 130, 131, 168, 169, 299]
+
+
+def _f64_kl(p, q):
+    """Float64 ``sum p log(p / q)`` of the renormalized rows (``0 log 0 = 0``)."""
+    p = np.asarray(p, np.float64)
+    q = np.asarray(q, np.float64)
+    p, q = p / p.sum(-1, keepdims=True), q / q.sum(-1, keepdims=True)
+    pos = p > 0
+    with np.errstate(divide="ignore"):  # q = 0 < p gives +inf
+        return np.where(pos, p * np.log(np.where(pos, p, 1) / np.where(pos, q, 1)), 0).sum(-1)
+
+
+def test_large_batch_is_computed_in_row_blocks_and_matches_references(dtype):
+    from vikl._probs import kl_probs
+
+    p, q = _big_batch(dtype)
+    if jax.default_backend() == "cpu":  # the row-block loop runs here
+        assert "while(" in jax.jit(kl_probs).lower(p, q).compile().as_text()
+    got = vikl.kl_divergence(p, q)
+    got_jit = jax.jit(lambda a, b: vikl.kl_divergence(vikl.Categorical(probs=a), vikl.Categorical(probs=b)))(p, q)
+    assert got.shape == (300,) and got.dtype == dtype
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(got_jit))
+    near = [_kl_vec([M(v) for v in np.asarray(p[i])], [M(v) for v in np.asarray(q[i])]) for i in NEAR_ROWS]
+    _check(got[np.array(NEAR_ROWS)], near, dtype)
+    far = np.setdiff1d(np.arange(300), NEAR_ROWS)
+    np.testing.assert_allclose(np.asarray(got)[far], _f64_kl(p, q)[far], rtol=tol(dtype))
+    assert float(min(near)) < 1e-12 < float(got.min()) * 1e3  # the nearly equal rows are tiny, yet > 0
+
+
+def test_large_batch_broadcasts_one_row_against_many(dtype):
+    p, q = _big_batch(dtype)
+    one = p[5]
+    for a, b in [(one, q), (q, one), (p[:, None, :], q[None, 1:5, :])]:
+        got = vikl.kl_divergence(a, b)
+        ref = _f64_kl(*np.broadcast_arrays(np.asarray(a), np.asarray(b)))
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(np.asarray(got), ref, rtol=tol(dtype))
+
+
+def test_large_batch_gradient_and_vmap(dtype):
+    from vikl._probs import kl_probs
+
+    p, q = _big_batch(dtype)
+    gp, gq = jax.grad(lambda a, b: jnp.sum(kl_probs(a, b)), argnums=(0, 1))(p, q)
+    with jax.enable_x64(True):
+        a, b = jnp.asarray(np.asarray(p), jnp.float64), jnp.asarray(np.asarray(q), jnp.float64)
+
+        def textbook(a, b):  # float64 reference: sum p (log p - log q), 0 log 0 = 0
+            pos = a > 0
+            log_ratio = jnp.log(jnp.where(pos, a, 1.0)) - jnp.log(jnp.where(pos, b, 1.0))
+            return jnp.sum(jnp.where(pos, a * log_ratio, 0.0))
+
+        rp, rq = jax.grad(textbook, argnums=(0, 1))(a, b)
+        rp, rq = np.asarray(rp), np.asarray(rq)
+    for g, r in [(gp, rp), (gq, rq)]:
+        assert np.isfinite(np.asarray(g)).all()
+        np.testing.assert_allclose(np.asarray(g, np.float64), r, rtol=tol(dtype) * 10, atol=tol(dtype))
+    pair = jnp.stack([p, q]), jnp.stack([q, p])
+    both = np.asarray(jax.vmap(kl_probs)(*pair))
+    far = np.setdiff1d(np.arange(300), NEAR_ROWS)  # float64 textbook values lose digits on the near rows
+    np.testing.assert_allclose(both[1, far], _f64_kl(q, p)[far], rtol=tol(dtype))
+    np.testing.assert_array_equal(both[0], np.asarray(kl_probs(p, q)))
+    np.testing.assert_array_equal(both[1], np.asarray(kl_probs(q, p)))
+
+
+def test_large_batch_of_logits_matches_references_and_gradients(dtype):
+    rng = np.random.default_rng(29)
+    zp = 2 * rng.standard_normal((300, 1000))
+    zq = 2 * rng.standard_normal((300, 1000))
+    for row, rel in zip(NEAR_ROWS, [1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-5]):
+        zq[row] = zp[row] + rel * rng.standard_normal(1000)
+    zp[2, :5] = -np.inf  # categories of zero probability under p
+    zp, zq = jnp.asarray(zp, dtype), jnp.asarray(zq, dtype)
+
+    def kl(a, b):
+        return vikl.kl_divergence(vikl.Categorical(logits=a), vikl.Categorical(logits=b))
+
+    if jax.default_backend() == "cpu":  # the row-block loop runs here
+        assert "while(" in jax.jit(kl).lower(zp, zq).compile().as_text()
+    got = np.asarray(kl(zp, zq))
+
+    def mp_kl(a, b):
+        la = [M(v) for v in a]
+        lb = [M(v) for v in b]
+        za, zb = mp.log(sum(mp.exp(v) for v in la)), mp.log(sum(mp.exp(v) for v in lb))
+        return sum(mp.exp(x - za) * ((x - za) - (y - zb)) for x, y in zip(la, lb) if x != -mp.inf)
+
+    _check(got[np.array(NEAR_ROWS)], [mp_kl(np.asarray(zp[i]), np.asarray(zq[i])) for i in NEAR_ROWS], dtype)
+    far = np.setdiff1d(np.arange(300), NEAR_ROWS)
+    lp = np.asarray(zp, np.float64) - scipy_logsumexp(np.asarray(zp, np.float64), axis=-1, keepdims=True)
+    lq = np.asarray(zq, np.float64) - scipy_logsumexp(np.asarray(zq, np.float64), axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore"):  # -inf - (-inf) where p has zeros, masked below
+        ref = np.where(np.isinf(lp), 0.0, np.exp(lp) * (lp - lq)).sum(-1)
+    np.testing.assert_allclose(got[far], ref[far], rtol=tol(dtype))
+    grads = jax.grad(lambda a, b: jnp.sum(kl(a, b)), argnums=(0, 1))(zp, zq)
+    with jax.enable_x64(True):
+
+        def textbook(a, b):  # float64 reference, 0 log 0 = 0
+            la, lb = jax.nn.log_softmax(a, -1), jax.nn.log_softmax(b, -1)
+            gone = jnp.isinf(la)
+            return jnp.sum(jnp.where(gone, 0.0, jnp.exp(la) * jnp.where(gone, 0.0, la - lb)))
+
+        args = (jnp.asarray(np.asarray(zp), jnp.float64), jnp.asarray(np.asarray(zq), jnp.float64))
+        refs = [np.asarray(r) for r in jax.grad(textbook, argnums=(0, 1))(*args)]
+    for g, r in zip(grads, refs):
+        assert np.isfinite(np.asarray(g)).all()
+        np.testing.assert_allclose(np.asarray(g, np.float64), r, rtol=tol(dtype) * 10, atol=tol(dtype))

@@ -20,7 +20,6 @@ import pytest
 import vikl
 
 
-
 @pytest.fixture(autouse=True)
 def _sixty_digits():
     # mpmath's precision is global and other test modules set their own; hold 60

@@ -103,6 +103,72 @@ def test_divergence_raises_with_step_and_last_finite_loss():
     assert info.value.member == 1
 
 
+def _sqrt_loc(q, target, key):
+    return jnp.sqrt(q.loc)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, None])  # the failing step starts a chunk / is inside one
+def test_divergence_keeps_the_last_finite_state(dtype, chunk_size):
+    # SGD(1) on sqrt(loc): loc 1 -> 0.5 -> 0.5 - 1/(2 sqrt(0.5)) < 0, whose loss (step 2) is NaN.
+    q0 = vikl.Normal(jnp.asarray(1.0, dtype), jnp.asarray(1.5, dtype))
+    sgd = optax.sgd(1.0)
+    with pytest.raises(FitDivergedError, match=r"the loss is nan at step 2") as info:
+        fit(q0, log_p, objective=_sqrt_loc, optimizer=sgd, num_steps=50, key=KEY, progress=False,
+            chunk_size=chunk_size)
+    err = info.value
+    assert err.what == "loss" and err.step == 2
+    q = err.last_finite_distribution
+    assert isinstance(q, vikl.Normal) and q.loc.dtype == dtype
+    # hand-computed loc after two steps; the scale has a zero gradient and stays 1.5
+    np.testing.assert_allclose(float(q.loc), 0.5 - 1 / (2 * math.sqrt(0.5)), rtol=4 * np.finfo(dtype).eps)
+    assert float(q.scale) == 1.5
+    # ... and exactly the state a fit of err.step steps ends in
+    ref = fit(q0, log_p, objective=_sqrt_loc, optimizer=sgd, num_steps=err.step, key=KEY, progress=False)
+    assert _leaves_equal(err.last_finite_params, ref.params)
+    assert _leaves_equal(err.last_finite_distribution, ref.distribution)
+
+
+def test_divergence_keeps_the_diverged_members_last_finite_state():
+    far = vikl.Normal(jnp.float32(100.0), jnp.float32(1.0))
+    q0 = vikl.Normal(jnp.float32(1.0), jnp.float32(1.0))
+    with pytest.raises(FitDivergedError, match="batch member 1") as info:
+        fit([far, q0], log_p, objective=_sqrt_loc, optimizer=optax.sgd(1.0), num_steps=50,
+            key=KEY, progress=False, chunk_size=4)
+    err = info.value
+    assert err.member == 1 and err.step == 2
+    assert err.last_finite_distribution.batch_shape == ()
+    np.testing.assert_allclose(float(err.last_finite_distribution.loc), 0.5 - math.sqrt(0.5), rtol=1e-6)
+    assert np.shape(err.last_finite_params["loc"]) == ()
+
+
+def test_infinite_parameters_keep_the_parameters_before_the_overflow(dtype):
+    # SGD with a huge rate on the loss loc: loc = -t * big after t steps, -inf after the 5th.
+    big = float(np.finfo(dtype).max) / 4
+    with pytest.raises(FitDivergedError, match="parameters became NaN or infinite at step 4") as info:
+        fit(vikl.Normal(jnp.asarray(0.0, dtype), jnp.asarray(1.0, dtype)), log_p,
+            objective=lambda q, target, key: q.loc, optimizer=optax.sgd(big), num_steps=10,
+            key=KEY, progress=False)
+    err = info.value
+    assert err.what == "parameters"
+    assert float(err.last_finite_distribution.loc) == -4 * big and float(err.last_finite_distribution.scale) == 1.0
+
+
+def test_diverged_error_states_what_and_survives_pickle():
+    import pickle
+
+    err = FitDivergedError(3, 0.25, 1.5, np.array([2.0, 1.5, 1.5, 0.25]), member=2, what="gradient")
+    assert err.what == "gradient" and err.last_finite_params is None and err.last_finite_distribution is None
+    assert "the gradient became NaN or infinite at step 3 (batch member 2)" in str(err)
+    loss = FitDivergedError(1, float("inf"), 2.0, np.array([2.0, np.inf]))
+    assert loss.what == "loss" and "the loss is inf at step 1; the last finite loss was 2 at step 0" in str(loss)
+    copy = pickle.loads(pickle.dumps(FitDivergedError(
+        3, 0.25, 1.5, np.zeros(4), what="parameters", last_finite_distribution=Q0, last_finite_params={"a": 1})))
+    assert copy.what == "parameters" and copy.step == 3 and copy.last_finite_params == {"a": 1}
+    assert "parameters became NaN" in str(copy) and _leaves_equal(copy.last_finite_distribution, Q0)
+    with pytest.raises(ValueError, match=r"what must be one of .*got 'scale'"):
+        FitDivergedError(0, 0.0, None, np.zeros(1), what="scale")
+
+
 def test_batch_of_keys_returns_all_results_and_the_best():
     keys = jax.random.split(jax.random.PRNGKey(1), 3)
     res = fit(Q0, log_p, num_steps=200, key=keys, progress=False)

@@ -105,7 +105,9 @@ def test_gradient_of_kl_at_p_equal_q_is_zero(pair, dtype):
 
 def _common_members():
     """``(id, make_p, make_q, sides)``: cross-family pairs at a distribution in both families."""
-    v = lambda xs: jnp.asarray(np.asarray(xs, np.float64), jnp.zeros(()).dtype)
+    def v(xs):
+        return jnp.asarray(np.asarray(xs, np.float64), jnp.zeros(()).dtype)
+
     return [
         ("Exponential-Gamma", lambda: vikl.Exponential(1.3), lambda: vikl.Gamma(1.0, 1.3), ("p", "q")),
         ("Gamma-Exponential", lambda: vikl.Gamma(1.0, 1.3), lambda: vikl.Exponential(1.3), ("p", "q")),

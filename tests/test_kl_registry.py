@@ -7,6 +7,10 @@ standard errors, so a newly registered pair is covered
 without writing a test for it.
 """
 
+import ast
+import pathlib
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,7 +73,7 @@ def _truncated_kl(p, q, radius):
     """∫ p (log p − log q) over [-R, R] (or [0, R]), float64 trapezoid on a log-spaced grid."""
     with jax.enable_x64(True):
         leaves, treedef = jax.tree_util.tree_flatten((p, q))
-        p64, q64 = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(l, jnp.float64) for l in leaves])
+        p64, q64 = jax.tree_util.tree_unflatten(treedef, [jnp.asarray(leaf, jnp.float64) for leaf in leaves])
         pos = np.concatenate([[0.0], np.logspace(-6, np.log10(radius), 200_001)])
         grid = np.concatenate([-pos[:0:-1], pos]) if float(p64.log_prob(jnp.asarray(-1.0))) > -np.inf else pos
         x = jnp.asarray(grid)
@@ -204,3 +208,76 @@ def test_batch_shapes_broadcast_between_p_and_q():
     q = vikl.Normal(jnp.zeros((4,)), jnp.linspace(0.5, 2.0, 4))
     kl = vikl.kl_divergence(p, q)
     assert kl.shape == (3, 4)
+
+
+def test_register_kl_with_tuples_registers_every_pair():
+    class A(vikl.Normal):
+        pass
+
+    class B(vikl.Normal):
+        pass
+
+    from vikl._kl import _KL_REGISTRY, _dispatch
+
+    @vikl.register_kl((A, B), (vikl.Laplace, vikl.Cauchy))
+    @vikl.register_kl(A, A)
+    def _both(p, q):
+        return jnp.full(jnp.broadcast_shapes(p.batch_shape, q.batch_shape), 7.0)
+
+    added = [(A, vikl.Laplace), (A, vikl.Cauchy), (B, vikl.Laplace), (B, vikl.Cauchy), (A, A)]
+    try:
+        for tp, tq in added:
+            assert vikl.registered_kl_pairs()[(tp, tq)] is _both
+        assert float(vikl.kl_divergence(B(0.0, 1.0), vikl.Cauchy(0.0, 1.0))) == 7.0
+        # (B, A) was not registered: the parent pair (Normal, Normal) answers.
+        assert float(vikl.kl_divergence(B(0.0, 1.0), A(0.0, 1.0))) == 0.0
+    finally:
+        for pair in added:
+            del _KL_REGISTRY[pair]
+        _dispatch.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (((), vikl.Normal), r"type_p .*non-empty tuple.*got \(\)"),
+        ((vikl.Normal, (vikl.Laplace, float)), r"type_q .*got \(<class 'vikl.*Laplace'>, <class 'float'>\)"),
+    ],
+)
+def test_register_kl_rejects_bad_tuples(args, match):
+    with pytest.raises(TypeError, match=match):
+        vikl.register_kl(*args)
+
+
+def _register_kl_uses(tree):
+    """``(register_kl calls used as decorators of module-level defs, all register_kl calls)``."""
+    decorators = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            decorators.update(id(d) for d in node.decorator_list)
+    calls = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and getattr(n.func, "id", getattr(n.func, "attr", None)) == "register_kl"
+    ]
+    return decorators, calls
+
+
+def test_the_package_registers_every_closed_form_one_way():
+    # The rule: `@register_kl(P, Q)` (P, Q a type or a tuple of types) decorating a
+    # module-level function; no `register_kl(P, Q)(fn)` calls, in loops or elsewhere.
+    package = pathlib.Path(vikl.__file__).parent
+    offenders, decorated = [], 0
+    for path in sorted(package.rglob("*.py")):
+        decorators, calls = _register_kl_uses(ast.parse(path.read_text()))
+        for call in calls:
+            if id(call) in decorators:
+                decorated += 1
+            else:
+                offenders.append(f"{path.relative_to(package)}:{call.lineno}")
+    assert offenders == []
+    assert decorated >= 50
+    # Every registered function is a module-level function of the package, found by its name.
+    for (tp, tq), fn in vikl.registered_kl_pairs().items():
+        module = sys.modules[fn.__module__]
+        assert getattr(module, fn.__name__) is fn, (tp.__name__, tq.__name__, fn.__qualname__)

@@ -163,3 +163,102 @@ def test_gradient_over_the_whole_normal_range(dtype):
                     assert got == float(mpmath.sign(ref)) * np.inf, (a, b, got, ref)
                 elif abs(ref) > float(info.tiny) * 16:
                     assert abs(got - float(ref)) <= 16 * float(info.eps) * abs(float(ref)), (a, b, got, ref)
+
+
+# -------------------------------------------- the fast range-complete derivative and sum
+def test_gradient_at_random_pairs_over_the_whole_range(dtype):
+    """Random pairs with both scales log-uniform over the whole normal range.
+
+    The derivative is taken from products of two factors of about the square root
+    of the result, with no second formula for extreme inputs; this checks that no
+    intermediate over- or underflows where the derivative itself is a normal float
+    (up to a factor 4 below the largest float, where one factor may overflow first).
+    Reference: mpmath, d/da = 2 (r^2 - 1) / a and d/db = -2 (r^2 - 1) / b.
+    """
+    info = np.finfo(dtype)
+    rng = np.random.default_rng(19)
+    lo, hi = np.log2(float(info.tiny)), np.log2(float(info.max))
+    ab = np.exp2(rng.uniform(lo, hi, (300, 2))).astype(dtype)
+    ab = ab[np.all((ab >= info.tiny) & np.isfinite(ab), axis=1)]
+    # Plus pairs a few ulps apart at random magnitudes (d/da ~ 0, the cancelling case).
+    b = np.exp2(rng.uniform(lo + 1, hi - 1, 40)).astype(dtype)
+    ab = np.concatenate([ab, np.stack([np.nextafter(np.nextafter(b, np.inf), np.inf), b], 1)]).astype(dtype)
+    ga, gb = jax.jit(jax.vmap(jax.grad(square_ratio_term, argnums=(0, 1))))(ab[:, 0], ab[:, 1])
+    value = np.asarray(jax.jit(square_ratio_term)(ab[:, 0], ab[:, 1]))
+    top, eps = float(info.max), float(info.eps)
+    checked = 0
+    with mpmath.workdps(40):
+        for (a, b_), g_a, g_b, v in zip(ab, np.asarray(ga), np.asarray(gb), value):
+            if not np.isfinite(v):
+                continue
+            a_mp, b_mp = mpmath.mpf(float(a)), mpmath.mpf(float(b_))
+            r2m1 = (a_mp / b_mp) ** 2 - 1
+            for got, ref in ((float(g_a), 2 * r2m1 / a_mp), (float(g_b), -2 * r2m1 / b_mp)):
+                assert not np.isnan(got), (a, b_)
+                if abs(ref) > top / 4:
+                    assert np.isinf(got) or abs(got - float(ref)) <= 16 * eps * abs(float(ref)), (a, b_, got)
+                elif abs(ref) > 16 * float(info.tiny):
+                    assert abs(got - float(ref)) <= 16 * eps * abs(float(ref)), (a, b_, got, ref)
+                    checked += 1
+    assert checked > 300
+
+
+@pytest.mark.parametrize("shift", [-3.0, -0.5, 0.0, 0.5, 1.5])
+def test_half_square_sum_around_its_switch(shift, dtype):
+    """Values and derivatives of ½ (term + z²) on both sides of the switch to ½ (r² + z²).
+
+    The switch is at ½ (r² + z²) = max / 4; ``shift`` places the inputs that many
+    binades from it, with the scale ratio or the location term dominating.
+    Reference: mpmath, ½ (r² - 1 - log r² + z²) and its derivatives in a and z.
+    """
+    from vikl._math import half_square_sum
+
+    info = np.finfo(dtype)
+    size = np.sqrt(float(info.max) / 4) * 2.0**(shift / 2)  # r or z with ½ (r² + z²) ~ max/4
+    b = 1.5
+    cases = [(size, 0.0), (1.0, size), (size * 0.6, size * 0.8), (1e-20, size)]
+
+    def half(a, z):
+        bs = jnp.asarray(b, dtype)
+        return half_square_sum(square_ratio_term(a, bs), z, a / bs)
+
+    grad = jax.jit(jax.grad(half, argnums=(0, 1)))
+    eps = float(info.eps)
+    for r, z in cases:
+        a = np.asarray(r * b, dtype)
+        z = np.asarray(z, dtype)
+        got = float(jax.jit(half)(a, z))
+        g_a, g_z = (float(g) for g in grad(a, z))
+        with mpmath.workdps(40):
+            rr = mpmath.mpf(float(a)) / b
+            zz = mpmath.mpf(float(z))
+            ref = (rr**2 - 1 - mpmath.log(rr**2) + zz**2) / 2
+            ref_a = (rr - 1 / rr) / b
+            ref_z = zz
+        assert abs(got - float(ref)) <= 4 * eps * float(ref), (r, z, got, ref)
+        for g, ref_g in ((g_a, ref_a), (g_z, ref_z)):
+            assert abs(g - float(ref_g)) <= 8 * eps * abs(float(ref_g)) + 1e-30, (r, z, g, ref_g)
+
+
+def test_special_inputs_without_a_second_formula(dtype):
+    """The range-complete kernel has one formula; its edges are decided on the bits.
+
+    Positive normal pairs at the ends of the range give the finite value (checked
+    against mpmath above); the ratio 0 (a = 0 or subnormal, b = inf) gives +inf, an
+    infinite a gives +inf, and a negative or NaN input NaN. The derivatives of the
+    finite values at the extreme corners are finite.
+    """
+    info = np.finfo(dtype)
+    tiny, top = float(info.tiny), float(info.max)
+    a = jnp.asarray([np.inf, 0.0, tiny / 4, 1.0, -tiny, 1.0, np.nan, tiny, top, tiny, top], dtype)
+    b = jnp.asarray([1.0, np.inf, 3.0, -2.0, 1.0, np.nan, np.inf, top, tiny, tiny, top], dtype)
+    got = np.asarray(jax.jit(square_ratio_term)(a, b))
+    assert got[0] == np.inf and got[1] == np.inf and got[2] == np.inf
+    assert np.all(np.isnan(got[3:7]))
+    with mpmath.workdps(40):
+        ref = [float(_mp_term(x, y)) for x, y in zip(np.asarray(a)[7:], np.asarray(b)[7:])]
+    assert np.isfinite(got[7]) and abs(got[7] - ref[0]) <= 4 * float(info.eps) * ref[0]
+    assert got[8] == np.inf  # (max / tiny)^2 overflows
+    assert got[9] == 0.0 and got[10] == 0.0
+    ga, gb = jax.jit(jax.vmap(jax.grad(square_ratio_term, argnums=(0, 1))))(a[7:], b[7:])
+    assert np.all(np.isfinite(np.asarray(ga)[[0, 2, 3]])) and np.all(np.isfinite(np.asarray(gb)[[0, 2, 3]]))

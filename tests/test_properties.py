@@ -56,9 +56,13 @@ FAMILIES = {
         st.lists(pos, min_size=3, max_size=3),
     ),
     "MultivariateNormal": st.builds(
-        lambda m, l: vikl.MultivariateNormal(
+        lambda m, entries: vikl.MultivariateNormal(
             jnp.asarray(m, jnp.float32),
-            scale_tril=jnp.asarray(np.tril(np.reshape(l, (3, 3)), -1) * 0.5 + np.diag(np.abs(np.diag(np.reshape(l, (3, 3)))) + 0.1), jnp.float32),
+            scale_tril=jnp.asarray(
+                np.tril(np.reshape(entries, (3, 3)), -1) * 0.5
+                + np.diag(np.abs(np.diag(np.reshape(entries, (3, 3)))) + 0.1),
+                jnp.float32,
+            ),
         ),
         st.lists(real, min_size=3, max_size=3),
         st.lists(st.floats(-3.0, 3.0), min_size=9, max_size=9),

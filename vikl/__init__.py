@@ -7,21 +7,20 @@ Monte-Carlo estimator ``estimate_kl``, the variational fitting loop ``fit`` and
 its pure pieces ``fit_init``/``fit_step``.
 """
 
-from vikl._jax_check import warn_if_bad_jaxlib as _warn_if_bad_jaxlib
-
-_warn_if_bad_jaxlib()
-
-from vikl import _constraints as constraints  # noqa: E402
+from vikl import _constraints as constraints
+from vikl import _info, families, objectives
 from vikl._base import Distribution, param, static, validation
 from vikl._distributions import *  # noqa: F401,F403
 from vikl._distributions import __dict__ as _families_ns
-from vikl._kl import kl_divergence, register_kl, registered_kl_pairs
 from vikl._estimators import Estimate, EstimateWarning, estimate_kl
-from vikl._info import *  # noqa: F401,F403
-from vikl import _info
 from vikl._fit import FitDivergedError, FitInterrupted, FitResult, fit
+from vikl._info import *  # noqa: F401,F403
+from vikl._jax_check import warn_if_bad_jaxlib as _warn_if_bad_jaxlib
+from vikl._kl import kl_divergence, register_kl, registered_kl_pairs
 from vikl._loop import FitState, fit_init, fit_step
-from vikl import objectives, families
+
+# Importing the modules above compiles nothing; warn before the first computation.
+_warn_if_bad_jaxlib()
 
 __version__ = "0.1.0"
 

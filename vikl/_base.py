@@ -233,6 +233,11 @@ class Distribution:
       of the parameters (pathwise/reparameterization gradients are valid);
     * ``support`` -- the constraint that samples satisfy.
 
+    Optional members, overridden by the families that have them in closed form
+    (the base raises ``NotImplementedError: <Family> has no closed-form <member>``):
+    ``entropy()``, ``mean``, ``variance`` (and ``stddev`` from it), ``mode``,
+    ``cdf(x)`` and ``icdf(u)``.
+
     Values outside the support get ``log_prob = -inf`` (never NaN).
     """
 
@@ -448,15 +453,37 @@ class Distribution:
         """
         return None
 
+    # ------------------------------------------------------- optional members
+    # A family overrides those it has in closed form; the others raise a
+    # NotImplementedError naming the family and the member.
+    def _absent(self, member: str) -> NotImplementedError:
+        return NotImplementedError(f"{type(self).__name__} has no closed-form {member}")
+
     @property
     def mean(self) -> jax.Array:
         """Mean, shape ``batch_shape + event_shape``."""
-        raise NotImplementedError(f"{type(self).__name__} has no closed-form mean")
+        raise self._absent("mean")
 
     @property
     def variance(self) -> jax.Array:
         """Variance (per coordinate), shape ``batch_shape + event_shape``."""
-        raise NotImplementedError(f"{type(self).__name__} has no closed-form variance")
+        raise self._absent("variance")
+
+    @property
+    def mode(self) -> jax.Array:
+        """A most probable value (the location of the density's maximum), shape
+        ``batch_shape + event_shape``; families whose density has no unique maximum
+        document which value they return."""
+        raise self._absent("mode")
+
+    def cdf(self, x) -> jax.Array:
+        """``P(X <= x)`` for scalar events, shape ``broadcast(x.shape, batch_shape)``."""
+        raise self._absent("cdf")
+
+    def icdf(self, u) -> jax.Array:
+        """The quantile function, the inverse of :meth:`cdf`: the ``x`` with
+        ``P(X <= x) = u`` for ``u`` in ``[0, 1]``, shape ``broadcast(u.shape, batch_shape)``."""
+        raise self._absent("icdf")
 
     @property
     def stddev(self) -> jax.Array:

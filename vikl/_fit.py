@@ -43,7 +43,8 @@ from vikl import _loop, _objective_terms, _targets
 from vikl import objectives as _objectives
 from vikl._base import Distribution
 from vikl._diagnostics import ISDiagnostics
-from vikl._fit_result import FitDivergedError, FitResult, resolve_optimizer
+from vikl._fit_result import FitDivergedError, FitResult
+from vikl._optimizers import continuation_optimizer, resolve_optimizer, restore_opt_state
 from vikl._params import unconstrain
 from vikl._validate import check_int
 
@@ -308,8 +309,11 @@ def _rate_key(run, cap):
 _WHAT = {_loop.GRADIENT_NONFINITE: "gradient", _loop.PARAMS_NONFINITE: "parameters"}
 
 
-def _raise_diverged(history, chunk, codes, start, batched):
-    """Raises FitDivergedError for the first step of ``chunk`` with a non-finite loss, gradient or parameter."""
+def _raise_diverged(history, chunk, codes, start, batched, replay):
+    """Raises FitDivergedError for the first step of ``chunk`` with a non-finite loss, gradient or parameter.
+
+    ``replay(offset, member)`` gives ``(q, params)`` before the chunk's step ``offset``.
+    """
     rows, codes = (chunk, codes) if batched else (chunk[None], codes[None])
     members, offsets = np.nonzero(~np.isfinite(rows) | (codes != 0))
     j = int(np.argmin(offsets))
@@ -320,23 +324,29 @@ def _raise_diverged(history, chunk, codes, start, batched):
     value = float(rows[member, offset])
     code = int(codes[member, offset])
     what = "loss" if not math.isfinite(value) else _WHAT.get(code & _loop.GRADIENT_NONFINITE or code)
-    err = FitDivergedError(
+    q, params = replay(offset, member)
+    raise FitDivergedError(
         step=start + offset,
         value=value,
         last_finite_loss=float(losses[finite[-1]]) if finite.size else None,
         losses=losses,
         member=member if batched else None,
+        what=what,
+        last_finite_params=params,
+        last_finite_distribution=q,
     )
-    err.what = what
-    if what != "loss":  # FitDivergedError's message speaks of the loss: say what it was instead
-        where = f" (batch member {member})" if batched else ""
-        err.args = (
-            f"fit diverged: the {what} became NaN or infinite at step {start + offset}{where} "
-            f"(the loss there was {value:.6g}). Lower the learning rate, start q0 closer to the "
-            "target, check that the target's log density and its gradient are finite on q's "
-            "support (e.g. no sqrt or log of a value that can be 0 or negative), or use more samples.",
-        )
-    raise err
+
+
+def _replay(run, cap, done, start, offset, member):
+    """``(q, params)`` after ``start + offset`` steps: the chunk that diverged rerun to its ``offset``."""
+    params = done.params
+    if offset:
+        params = _run_chunk(run.spec, cap, params, done.opt_state, run.q_dyn, run.target_dyn,
+                            run.key, np.int32(start), np.int32(offset))[0]
+    q, _ = _finish(run.spec, 0, params, run.q_dyn, run.target_dyn, run.key, np.int32(start + offset))
+    if run.batch is not None:
+        q, params = jax.tree_util.tree_map(lambda x: x[member], (q, params))
+    return q, params
 
 
 # ----------------------------------------------------------------------------- setup
@@ -369,7 +379,7 @@ def _start(q0, objective, optimizer, key):
         key = previous.key if key is None else key
         q_batched = previous.batch_size is not None
         return previous, None, previous.distribution, q_batched, objective, \
-            previous.resolve_optimizer(optimizer), key
+            continuation_optimizer(previous, optimizer), key
     q_list = list(q0) if isinstance(q0, (list, tuple)) else None
     for i, q in enumerate(q_list or [q0]):
         if not isinstance(q, Distribution):
@@ -416,7 +426,7 @@ def _prepare(q0, target, objective, optimizer, key, num_samples) -> _Run:
     spec = _Spec(objective, optimizer, q_static, target_static, q_batched, t_list is not None,
                  batch is not None)
     if previous is not None:
-        params, opt_state = previous.params, previous.restore_opt_state(optimizer)
+        params, opt_state = previous.params, restore_opt_state(previous, optimizer)
     else:
         params, opt_state = _init_state(q_static, optimizer, q_batched, q_dyn)
         if batch is not None and not q_batched:  # restarts from one q0: one state per member
@@ -471,7 +481,8 @@ def _drive(run: _Run, num_steps, progress, chunk_size, num_diag) -> _Done:
             chunk, codes = np.asarray(lbuf)[..., :m], np.asarray(cbuf)[..., :m]
             if not (np.all(np.isfinite(chunk)) and not np.any(codes)):
                 history = ([run.previous.losses] if run.previous is not None else []) + done.losses
-                _raise_diverged(history, chunk, codes, start, batched)
+                _raise_diverged(history, chunk, codes, start, batched,
+                                functools.partial(_replay, run, cap, done, start))
             aux = {k: np.asarray(a)[:, :m] if batched else np.asarray(a)[:m] for k, a in abuf.items()}
             done = _Done(done.losses + [chunk], done.aux + [aux], params, opt_state)
             chunker.update(m, time.perf_counter() - tc)
@@ -577,8 +588,9 @@ def fit(q0, target, *, objective=None, optimizer=None, num_steps: int,
     Raises:
       FitDivergedError: a loss, gradient or updated parameter was NaN or
         infinite; the run stops after that chunk, naming the first such step,
-        what it was (``err.what``: ``"loss"``, ``"gradient"``, ``"parameters"``)
-        and the losses so far (``err.losses``; batched: ``err.member``).
+        what it was (``err.what``: ``"loss"``, ``"gradient"``, ``"parameters"``),
+        the losses so far (``err.losses``; batched: ``err.member``) and the
+        last finite state (``err.last_finite_distribution``, ``err.last_finite_params``).
       FitInterrupted: on Ctrl-C (a ``KeyboardInterrupt`` subclass); the fit
         stops within about a second and ``err.result`` is the
         :class:`FitResult` of the steps finished so far.

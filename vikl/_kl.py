@@ -1,10 +1,13 @@
 """The closed-form KL registry and :func:`kl_divergence`.
 
-Closed forms live beside their families (``_distributions/<family>.py``) and
-register themselves with ``@register_kl(P, Q)``. Lookup walks the MROs of
-both arguments, keeps the registered pairs that match, and picks the unique
-most specific one; two incomparable matches raise (register the exact pair to
-settle it). ``(Q, P)`` is never added implicitly: KL is asymmetric.
+Closed forms live beside their families (``_distributions/<family>.py``, pairs of
+two families in ``_distributions/_cross_kl_*.py``) and register themselves with the
+``@register_kl(P, Q)`` decorator on a module-level function, the only way the
+package registers one (``P`` or ``Q`` may be a tuple of types for a function that
+serves several pairs). Lookup walks the MROs of both arguments, keeps the
+registered pairs that match, and picks the unique most specific one; two
+incomparable matches raise (register the exact pair to settle it). ``(Q, P)`` is
+never added implicitly: KL is asymmetric.
 """
 
 from __future__ import annotations
@@ -21,12 +24,36 @@ __all__ = ["register_kl", "kl_divergence", "registered_kl_pairs"]
 _KL_REGISTRY: dict[tuple[type, type], Callable] = {}
 
 
-def register_kl(type_p: type, type_q: type):
+def _types(t, arg: str) -> tuple[type, ...]:
+    """``t`` (a Distribution subclass or a non-empty tuple of them) as a tuple; else TypeError."""
+    types = t if isinstance(t, tuple) and t else (t,)
+    for one in types:
+        if not (isinstance(one, type) and issubclass(one, Distribution)):
+            raise TypeError(
+                f"register_kl: {arg} must be a Distribution subclass or a non-empty tuple of "
+                f"them; got {t!r}"
+            )
+    return types
+
+
+def register_kl(type_p, type_q):
     """Decorator registering a closed-form ``KL(p‖q)`` for ``p: type_p``, ``q: type_q``.
 
-    The function takes ``(p, q)`` and returns an array of shape
+    The one way to register a closed form: decorate a module-level function. The
+    function takes ``(p, q)`` and returns an array of shape
     ``broadcast(p.batch_shape, q.batch_shape)`` in nats. Subclasses of the
     registered types dispatch to it unless a more specific pair is registered.
+    One function serves several pairs through stacked decorators, or through
+    tuples of types (as in ``isinstance``): ``register_kl((P1, P2), Q)`` registers
+    ``(P1, Q)`` and ``(P2, Q)``.
+
+    Args:
+      type_p: a :class:`vikl.Distribution` subclass, or a tuple of them.
+      type_q: likewise, for the second argument.
+
+    Raises:
+      TypeError: ``type_p`` or ``type_q`` is not a Distribution subclass (or a
+        non-empty tuple of them).
 
     Example::
 
@@ -34,12 +61,11 @@ def register_kl(type_p: type, type_q: type):
         def _kl_myfamily_normal(p, q):
             ...
     """
-    for t, arg in ((type_p, "type_p"), (type_q, "type_q")):
-        if not (isinstance(t, type) and issubclass(t, Distribution)):
-            raise TypeError(f"register_kl: {arg} must be a Distribution subclass; got {t!r}")
+    pairs = [(tp, tq) for tp in _types(type_p, "type_p") for tq in _types(type_q, "type_q")]
 
     def decorator(fn):
-        _KL_REGISTRY[(type_p, type_q)] = fn
+        for pair in pairs:
+            _KL_REGISTRY[pair] = fn
         _dispatch.cache_clear()
         return fn
 

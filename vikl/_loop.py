@@ -22,7 +22,7 @@ import optax
 
 from vikl import objectives as _objectives
 from vikl._base import Distribution
-from vikl._fit_result import resolve_optimizer
+from vikl._optimizers import resolve_optimizer
 from vikl._params import constrain, unconstrain
 
 __all__ = ["FitState", "fit_init", "fit_step"]

@@ -10,7 +10,8 @@ import numpy as np
 from jax import lax
 
 __all__ = [
-    "x_minus_log1p", "square_ratio_term", "scaled_reciprocal", "half_square_sum", "log_of_ratio", "xlogy", "xlogx", "log_base", "reciprocal", "with_score",
+    "x_minus_log1p", "square_ratio_term", "scaled_reciprocal", "half_square_sum", "log_of_ratio",
+    "xlogy", "xlogx", "log_base", "reciprocal", "with_score",
 ]
 
 
@@ -90,17 +91,19 @@ class _FloatLayout:
         # that the k = +-1 forms cancel equally little at its two ends (at most ~6x,
         # against 7x for [sqrt(1/2), sqrt(2))).
         self.window_bits = int(np.array(0.68, dtype).view(self.int_dtype))
-        self.tiny = float(info.tiny)
         # The exponent field: EXP - (bits(b) & EXP) is the bit pattern of 2^(1 - e) for
         # b = f 2^e (f in [1, 2)), a power of two that brings b into [2, 4) and is itself
         # normal for every normal b (the result of 1/b alone is subnormal above 2^emax-1).
         self.exp_mask = int(np.array(np.inf, dtype).view(self.int_dtype))
-        # Ratios below the smallest normal float are lifted by 2^(2 * lift) (applied as two
-        # factors, each safe for the operands it meets) before their exponent is read.
-        self.lift = 100 if info.bits == 32 else 600
+        self.tiny_bits = int(np.array(info.tiny, dtype).view(self.int_dtype))
+        self.two_bits = int(np.array(2.0, dtype).view(self.int_dtype))
+        # 2^(1 - e) = 2^(h1) 2^(h2) with both halves in [2^-63, 2^64] (float32): the bits
+        # of 2^h1 are half_bits - (floor(E / 2) << nmant), E the biased exponent field.
+        bias = int(np.array(1.0, dtype).view(self.int_dtype)) >> self.mantissa_bits
+        self.half_bits = (bias + (bias + 1) // 2) << self.mantissa_bits
         # log 2 split into hi + lo with hi's trailing mantissa bits zero, so that k * hi is
-        # exact for every exponent k (float32: 9 zero bits, |k| <= 150; float64: fdlibm's
-        # split, 21 zero bits, |k| <= 1075).
+        # exact for every exponent k (float32: 9 zero bits, |k| <= 256; float64: fdlibm's
+        # split, 21 zero bits, |k| <= 2100).
         if info.bits == 32:
             self.ln2_hi, self.ln2_lo = 0.693145751953125, 1.428606765330187e-06
             # Truncation of the atanh series below: |s| < 0.19, so 4 terms leave a
@@ -117,11 +120,22 @@ def _layout(dtype):
     return _FloatLayout(dtype) if dtype in (np.float32, np.float64) else None
 
 
-def _rescaled(a, b, layout):
-    """``(a s, b s, s)`` with ``s`` the power of two that puts ``b s`` in ``[2, 4)``; exact."""
-    bits_b = lax.bitcast_convert_type(b, layout.int_dtype)
-    s = lax.bitcast_convert_type(layout.exp_mask - (bits_b & layout.exp_mask), b.dtype)
-    return a * s, b * s, s
+def _scaled(b, layout):
+    """``(s, b s, E_b)``: ``s`` the power of two putting ``b s`` in ``[2, 4)``, ``E_b`` b's exponent bits.
+
+    Exact. ``s`` is a normal float for every normal ``b``; ``b = inf`` gets ``s = tiny``
+    (so ``b s = inf`` and ``1 / (b s) = 0``, not NaN).
+    """
+    exp_b = lax.bitcast_convert_type(b, layout.int_dtype) & layout.exp_mask
+    s = lax.bitcast_convert_type(jnp.maximum(layout.exp_mask - exp_b, layout.tiny_bits), b.dtype)
+    return s, b * s, exp_b
+
+
+def _significand(a, layout):
+    """``(a_m, E_a)``: ``a = a_m 2^(e_a - 1)`` with ``a_m`` in ``[2, 4)`` (for normal ``a``), and a's exponent bits."""
+    bits_a = lax.bitcast_convert_type(a, layout.int_dtype)
+    exp_a = bits_a & layout.exp_mask
+    return lax.bitcast_convert_type(bits_a - exp_a + layout.two_bits, a.dtype), exp_a
 
 
 def scaled_reciprocal(b):
@@ -131,13 +145,15 @@ def scaled_reciprocal(b):
     ``x / b`` is then ``(x s) * inv``: the same float as ``x * reciprocal(b)`` wherever
     ``1 / b`` is a normal float (scaling by a power of two is exact), and still right for
     ``b`` above ``1 / tiny`` (8.5e37 in float32), where ``1 / b`` is subnormal and
-    flushes to 0. For float16/bfloat16 (no layout) ``s = 1``.
+    flushes to 0. ``b = inf`` gives ``inv = 0``. For float16/bfloat16 (no layout) ``s = 1``.
+    The same expressions as in :func:`square_ratio_term`, so that XLA computes the
+    quotient once when both are used.
     """
     b = jnp.asarray(b)
     layout = _layout(np.dtype(b.dtype))
     if layout is None:
         return jnp.ones_like(b), reciprocal(b)
-    _, b_s, s = _rescaled(b, b, layout)
+    s, b_s, _ = _scaled(b, layout)
     return s, reciprocal(b_s)
 
 
@@ -164,15 +180,16 @@ def square_ratio_term(a, b):
     (``python -m benchmarks.normal_kernel_accuracy``): median relative error at most
     4.8e-8, largest 1.07e-6 (9.0 eps; the ``x_minus_log1p`` form it replaced: 10.5 eps).
 
-    Range: every pair of positive normal floats. ``a`` and ``b`` are first multiplied
-    by the power of two that brings ``b`` into ``[2, 4)`` (exact, and the same
-    quotients as before wherever ``1 / b`` is a normal float), so scales up to the
-    largest float work (``1 / b`` alone underflows above 8.5e37 in float32). A ratio
-    below the smallest normal float (1.2e-38 in float32) has no exponent to read:
-    ``a`` is lifted by ``2^(2 lift)`` first and ``k`` lowered to match, so the value
-    (``-1 - 2 log r``, e.g. 178.6 for ``r = 1e-39``) stays finite and accurate. A
-    ratio whose square overflows gives +inf (the true value does not fit); ``a = 0``
-    (or ``b = inf``) gives +inf; a negative or NaN ratio gives NaN.
+    Range: every pair of positive normal floats, at the cost of a few integer operations
+    (no second formula): ``b`` is scaled into ``[2, 4)`` by a power of two ``s`` read off
+    its exponent bits (``d = (a s - b s) / (b s)``, the same float as ``(a - b) / b``
+    wherever ``1 / b`` is normal, and right for ``b`` above 8.5e37 in float32, where
+    ``1 / b`` underflows), and ``k, m`` are read off ``x = a_m / (b s)``, ``a_m`` in
+    ``[2, 4)`` being ``a``'s significand: ``r = x 2^(e_a - e_b)``, whose exponent is
+    added to ``x``'s bits as an integer, so ratios far below the smallest normal float
+    (``-1 - 2 log r``, e.g. 178.6 for ``r = 1e-39``) are as accurate as any other. A ratio
+    whose square overflows gives +inf (the true value does not fit); ``a = 0`` (or a
+    subnormal ``a``, or ``b = inf``) gives +inf; a negative (``-0`` included) or NaN input gives NaN.
     Derivatives are exact closed forms (a custom JVP): ``d/dr = 2 (r^2 - 1) / r``.
     Other float dtypes (float16, bfloat16) use :func:`x_minus_log1p`.
     """
@@ -182,19 +199,19 @@ def square_ratio_term(a, b):
         inv = reciprocal(b)
         d = (a - b) * inv
         return x_minus_log1p(d * (2 + d), 2 * jnp.log(a * inv))
-    a_s, b_s, scale = _rescaled(a, b, layout)
+    nm = layout.mantissa_bits
+    scale, b_s, exp_b = _scaled(b, layout)
     inv = reciprocal(b_s)
-    d = (a_s - b_s) * inv
-    r = a_s * inv
-    # r = a / b below the smallest normal: a s is then below 4 tiny, so a < 4 and s <= 2,
-    # and (a 2^lift)(s 2^lift) is a normal float for every normal a.
-    lifted = r < layout.tiny
-    up = 2.0**layout.lift
-    r_red = jnp.where(lifted, ((a * up) * (scale * up)) * inv, r)
-    bits = lax.bitcast_convert_type(r_red, layout.int_dtype)
-    k = lax.shift_right_arithmetic(bits - layout.window_bits, layout.mantissa_bits)
-    m = lax.bitcast_convert_type(bits - lax.shift_left(k, layout.mantissa_bits), r.dtype)
-    k = k - jnp.where(lifted, 2 * layout.lift, 0).astype(k.dtype)
+    d = (a * scale - b_s) * inv
+    a_m, exp_a = _significand(a, layout)
+    x = a_m * inv  # in (1/2, 2) for positive normal a and b
+    bits_a = lax.bitcast_convert_type(a, layout.int_dtype)
+    # The bits r = x 2^(e_a - e_b) would have with an unbounded exponent field (bits(r)
+    # itself wherever r is normal: the k and m of the textbook reduction, bit for bit).
+    bits_x = lax.bitcast_convert_type(x, layout.int_dtype)
+    bits = bits_x + (exp_a - exp_b)
+    k = lax.shift_right_arithmetic(bits - layout.window_bits, nm)
+    m = lax.bitcast_convert_type(bits - lax.shift_left(k, nm), x.dtype)
     k_zero = k == 0
     u = jnp.where(k_zero, d, m - 1)
     s = u * reciprocal(2 + u)
@@ -203,12 +220,15 @@ def square_ratio_term(a, b):
     for j in range(layout.terms - 2, 0, -1):
         poly = poly * t + 1.0 / (2 * j + 1)
     atanh_minus_s = s * t * poly
-    kf = k.astype(r.dtype)
+    kf = k.astype(x.dtype)
     far = (d * (2 + d) - kf * (2 * layout.ln2_hi)) - 4 * s - kf * (2 * layout.ln2_lo)
     value = jnp.where(k_zero, d * d * (2 - s), far) - 4 * atanh_minus_s
-    # a = 0 or b = inf (r = 0) has no exponent to reduce; negative and NaN inputs give NaN.
-    value = jnp.where(b == jnp.inf, jnp.inf, value)
-    return jnp.where(a > 0, value, jnp.where(a == 0, jnp.inf, jnp.nan))
+    # As integers, min(bits(a), bits(x)) is at least bits(tiny) for positive normal a
+    # and b (x is NaN for b = 0 or NaN, where the value is NaN too); in [0, bits(tiny))
+    # for a = 0, a subnormal a, or b = inf (x = a_m * 0): the ratio 0, value +inf (a + inf,
+    # so that a NaN a stays NaN); and negative for a negative a or b (x < 0), -0 included: NaN.
+    low = jnp.minimum(bits_a, bits_x)
+    return jnp.where(low >= layout.tiny_bits, value, jnp.where(low >= 0, a + jnp.inf, jnp.nan))
 
 
 @square_ratio_term.defjvp
@@ -216,47 +236,78 @@ def _square_ratio_term_jvp(primals, tangents):
     a, b = primals
     a_dot, b_dot = tangents
     # d/dr [r^2 - 1 - 2 log r] = 2 (r^2 - 1) / r, with r^2 - 1 = d (2 + d) free of
-    # cancellation, and dr = (da - r db) / b: the tangent is 2 d (2 + d) (da - r db) / a.
+    # cancellation, and dr = (da - r db) / b: the tangent is 2 d (2 + d) (da / a - db / b).
     layout = _layout(np.dtype(jnp.result_type(a, b)))
     if layout is None:
         inv = reciprocal(b)
         d = (a - b) * inv
         r = a * inv
         return square_ratio_term(a, b), 2 * d * (2 + d) * reciprocal(a) * (a_dot - r * b_dot)
-    a_s, b_s, scale = _rescaled(a, b, layout)
+    coef_a, coef_b = _square_ratio_term_slopes(a, b, layout)
+    return square_ratio_term(a, b), coef_a * a_dot - coef_b * b_dot
+
+
+def _square_ratio_term_slopes(a, b, layout):
+    """``(2 (r^2 - 1) / a, 2 (r^2 - 1) / b)`` for every pair of positive normal floats.
+
+    Each is a product of two factors of about the square root of the result's
+    size (no intermediate over- or underflows unless the result does, within a
+    factor 2), and neither takes a quotient the other uses: in reverse mode XLA
+    then computes each derivative in one pass over ``a`` and ``b`` (a shared
+    division would be written to memory and read back), sharing only
+    ``1 / (b s)``, as the textbook form shares ``1 / b``.
+
+    * ``2 (r^2 - 1) / b = (d s) (2 (2 + d) / (b s))``, ``s`` and ``b s`` as in the
+      forward pass: ``2 (2 + d) / (b s)`` lies within ``(1/2, 1 + r]``.
+    * ``2 (r^2 - 1) / a = (d h1) (2 (2 + d) / a_m) h2`` with ``a = a_m 2^(e_a - 1)``,
+      ``a_m`` in ``[2, 4)`` and ``h1 h2 = 2^(1 - e_a)`` split into two halves of about
+      ``2^(-e_a / 2)``: both factors are then about the square root of the result.
+    """
+    scale, b_s, _ = _scaled(b, layout)
     inv = reciprocal(b_s)
-    d = (a_s - b_s) * inv
-    r = a_s * inv
-    # Two forms of the same tangent, each where its pieces are normal floats:
-    # * 2 d ((2 + d) / (a s)) s (da - r db): (2 + d) / (a s) is about 1 / (b s), in
-    #   (1/4, 1/2], so neither r^2 overflowing nor 1 / a flushing to 0 (a > 1 / tiny) hurts;
-    # * r below the smallest normal (r and a s underflow; a < 4): 2 d (2 + d) (da / a - db / b),
-    #   with 1 / b = s / (b s).
-    # The branch not taken sees a = 1 in place of a zero a s, so that no inf reaches reverse
-    # mode (which multiplies the unused coefficient by a zero cotangent).
-    # The coefficients are selected, not the tangents: the tangent stays one product per
-    # input, which reverse mode transposes cheaply.
-    tiny = r < layout.tiny
-    inv_a = reciprocal(jnp.where(tiny, a, a_s))
-    coef = (2 * d * ((2 + d) * inv_a)) * scale
-    coef_tiny = 2 * d * (2 + d)
-    coef_a = jnp.where(tiny, coef_tiny * inv_a, coef)
-    coef_b = jnp.where(tiny, coef_tiny * (scale * inv), coef * r)
-    tangent = coef_a * a_dot - coef_b * b_dot
-    return square_ratio_term(a, b), tangent
+    d = (a * scale - b_s) * inv
+    coef_b = (d * scale) * ((2 + d) * (2 * inv))
+    a_m, exp_a = _significand(a, layout)
+    half = lax.shift_right_logical(exp_a, 1) & layout.exp_mask  # floor(E_a / 2) << nm
+    h1 = lax.bitcast_convert_type(layout.half_bits - half, a.dtype)
+    h2 = lax.bitcast_convert_type(layout.half_bits - (exp_a - half), a.dtype)
+    coef_a = (d * h1) * (((2 + d) * (2 * reciprocal(a_m))) * h2)
+    return coef_a, coef_b
+
+
+@jax.custom_jvp
+def _halved(x):
+    """``x / 2`` for ``x >= 0`` (0 for a subnormal ``x``), by decrementing the exponent field.
+
+    Integer arithmetic on the bits, so that XLA cannot fold the halving into a
+    product: ``(x / 2) * x`` stays that (``(x * c) * (x * c)`` or ``(x * 0.5) * x``
+    are rewritten as ``(x * x) * c'``, and ``x * x`` overflows first).
+    """
+    int_dtype = np.dtype(f"int{np.dtype(x.dtype).itemsize * 8}")
+    one = 1 << int(np.finfo(x.dtype).nmant)
+    bits = lax.bitcast_convert_type(x, int_dtype)
+    return lax.bitcast_convert_type(jnp.maximum(bits - one, 0), x.dtype)
+
+
+_halved.defjvps(lambda x_dot, ans, x: 0.5 * x_dot)
 
 
 def half_square_sum(term, z, r):
     """``½ (term + z²)`` for ``term = square_ratio_term(.., ..)`` of the scale ratio ``r``.
 
     ``term`` (about ``r²``) and ``z²`` overflow while their half still fits (for a KL
-    between half the largest float and the largest): there ``½ (term + z²)`` is taken
-    as ``(r c)² + (z c)²``, ``c = sqrt(½)``, exact to a relative ``(1 + 2 log r) / r²``
-    (below 1e-36 wherever ``r²`` overflows).
+    between half the largest float and the largest), so the halves are taken first:
+    ``½ z²`` as ``(|z| / 2) |z|``, and ``½ term`` as ``(r / 2) r`` where ``r`` exceeds
+    ``2^(emax / 2 - 1)`` (2^63 in float32; ``term`` is finite below), exact there to a
+    relative ``(1 + |log r²|) / r²`` (1e-36 in float32; 7e-4 in float16), in value and
+    derivative. The same floats as ``0.5 * (term + z * z)`` elsewhere. The choice is
+    made on ``r``: the derivative never needs ``term``'s value (in reverse mode only
+    its derivative is computed, in one pass).
     """
-    half = 0.5 * (term + z * z)
-    c = 0.7071067811865476
-    return jnp.where(half < jnp.inf, half, jnp.square(r * c) + jnp.square(z * c))
+    term, z, r = jnp.asarray(term), jnp.asarray(z), jnp.asarray(r)
+    z_abs = jnp.abs(z)
+    big = 2.0 ** (jnp.finfo(r.dtype).maxexp // 2 - 1)
+    return jnp.where(r > big, _halved(r) * r, 0.5 * term) + _halved(z_abs) * z_abs
 
 
 def log_of_ratio(a, b):

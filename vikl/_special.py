@@ -1,17 +1,18 @@
 """Special-function numerics shared by the Gamma, Beta, Dirichlet, Student-t and Gumbel families.
 
-Everything here is a function of plain arrays; no family module is imported.
+Everything here is a function of plain arrays; no family module is imported. The names
+without a leading underscore are what other modules import; underscored ones stay here.
 
-* ``_lgamma_bregman(y, x)`` = ``lgamma(y) - lgamma(x) - digamma(x) (y - x)``, the part of
+* ``lgamma_bregman(y, x)`` = ``lgamma(y) - lgamma(x) - digamma(x) (y - x)``, the part of
   every Gamma/Beta/Dirichlet/Gumbel/Student-t KL that cancels when two distributions are
-  close, without cancellation (``_lgamma_bregmans``: several in one kernel).
-* ``_digamma_difference``, ``_trigamma``: digamma differences and its derivative.
+  close, without cancellation (``lgamma_bregmans``: several in one kernel).
+* ``digamma_difference``, ``trigamma``: digamma differences and its derivative.
 * Large-argument forms, for concentrations up to 1e30 where the textbook formulas subtract
-  numbers of size ``a log a``: ``_stirling_remainder`` (``mu(a) = lgamma(a) - (a - ½) log a
-  + a - ½ log 2pi``, Gudermann's convergent series), ``_digamma_minus_log``
-  (``digamma(a) - log a``), ``_lgamma_remainder_bregman`` (the Bregman divergence of
-  ``lgamma(a) - (a log a - a)``), and from them ``_dirichlet_kl_stirling`` and
-  ``_dirichlet_neg_entropy`` (Beta is the two-component case).
+  numbers of size ``a log a``: ``stirling_remainder`` (``mu(a) = lgamma(a) - (a - ½) log a
+  + a - ½ log 2pi``, Gudermann's convergent series), ``digamma_minus_log``
+  (``digamma(a) - log a``), ``lgamma_remainder_bregman`` (the Bregman divergence of
+  ``lgamma(a) - (a log a - a)``), and from them ``dirichlet_kl_stirling`` and
+  ``dirichlet_neg_entropy`` (Beta is the two-component case).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import jax.numpy as jnp
 
 from vikl._math import x_minus_log1p
 
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 # Stirling series of lgamma: sum_k B_2k / (2k (2k - 1) z^(2k - 1)), as (power, coefficient).
 _STIRLING = (
@@ -38,12 +39,12 @@ _STIRLING = (
 )
 
 
-def _is64(dtype) -> bool:
+def is64(dtype) -> bool:
     return jnp.finfo(dtype).bits > 32
 
 
 def _shift_plan(dtype):
-    return (10, 8) if _is64(dtype) else (7, 3)
+    return (10, 8) if is64(dtype) else (7, 3)
 
 
 def _stacked_shifts(x, n):
@@ -54,7 +55,7 @@ def _stacked_shifts(x, n):
 _BERNOULLI = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6, -3617 / 510)
 
 
-def _log_ratio(num, den, diff=None):
+def log_ratio(num, den, diff=None):
     """``log(num / den)`` for positive arrays, accurate to a few ulps also when ``num ≈ den``.
 
     ``log(num) - log(den)`` has an absolute error of ~1 ulp of ``log(num)``, which is
@@ -67,7 +68,7 @@ def _log_ratio(num, den, diff=None):
 
 
 # ------------------------------------------------------------ digamma differences and trigamma
-def _trigamma(x):
+def trigamma(x):
     """``digamma'(x)`` for ``x > 0``: ``sum_{j<N} 1/(x+j)^2`` plus the asymptotic series at ``x + N``.
 
     ``digamma'(z) ~ 1/z + 1/(2z^2) + sum_k B_2k / z^(2k+1)``; cheaper to compile than
@@ -84,7 +85,7 @@ def _trigamma(x):
     return head + t + 0.5 * t2 + t * t2 * poly
 
 
-def _digamma_difference(y, x, delta):
+def digamma_difference(y, x, delta):
     """``digamma(y) - digamma(x)`` for ``x, y > 0`` without cancellation when ``y ≈ x``.
 
     ``sum_{j<N} delta / ((x+j)(y+j))`` plus the difference of the asymptotic series
@@ -97,9 +98,9 @@ def _digamma_difference(y, x, delta):
     # w^-2i - z^-2i = -delta sum_{l<2i} tw^(2i-l) tz^(l+1): no cancellation.
     series = jnp.zeros_like(tw)
     for i, b in enumerate(_BERNOULLI[:k], start=1):
-        power_sum = sum(tw ** (2 * i - l) * tz ** (l + 1) for l in range(2 * i))
+        power_sum = sum(tw ** (2 * i - j) * tz ** (j + 1) for j in range(2 * i))
         series = series + (b / (2 * i)) * power_sum
-    return head + _log_ratio(w, z, delta) + delta * (tw * tz / 2 + series)
+    return head + log_ratio(w, z, delta) + delta * (tw * tz / 2 + series)
 
 
 # ------------------------------------------------------------ the log-gamma Bregman divergence
@@ -134,7 +135,7 @@ def _inverse_power_bregmans(ms, y, z, delta):
 
 @jax.custom_jvp
 def _lgamma_bregman_core(y, x, delta):
-    """The kernel of ``_lgamma_bregman`` (arrays of one dtype; ``delta = y - x``)."""
+    """The kernel of ``lgamma_bregman`` (arrays of one dtype; ``delta = y - x``)."""
     dtype = delta.dtype
     shape = jnp.broadcast_shapes(jnp.shape(x), jnp.shape(y), jnp.shape(delta))
     x, y, delta = (jnp.broadcast_to(v, shape) for v in (x, y, delta))
@@ -159,7 +160,7 @@ def _lgamma_bregman_jvp(primals, tangents):
     y, x, delta = primals
     dy, dx, _ = tangents
     out = _lgamma_bregman_core(y, x, delta)
-    tangent = _digamma_difference(y, x, delta) * dy - _trigamma(x) * delta * dx
+    tangent = digamma_difference(y, x, delta) * dy - trigamma(x) * delta * dx
     return out, jnp.broadcast_to(tangent, out.shape)
 
 
@@ -169,7 +170,7 @@ _lgamma_bregman_core.defjvp(_lgamma_bregman_jvp)
 _lgamma_bregman_impl = jax.jit(_lgamma_bregman_core)
 
 
-def _lgamma_bregman(y, x, delta=None):
+def lgamma_bregman(y, x, delta=None):
     """``lgamma(y) - lgamma(x) - digamma(x) (y - x)`` for ``x, y > 0``, free of cancellation.
 
     This Bregman divergence of the (convex) log-gamma function is about
@@ -202,8 +203,8 @@ def _lgamma_bregman(y, x, delta=None):
     return _lgamma_bregman_impl(y, x, delta)
 
 
-def _lgamma_bregmans(*triples):
-    """Several ``_lgamma_bregman(y, x, delta)`` in one stacked call (one kernel instead of many).
+def lgamma_bregmans(*triples):
+    """Several ``lgamma_bregman(y, x, delta)`` in one stacked call (one kernel instead of many).
 
     Each triple is ``(y, x, delta)``; they broadcast against each other. Returns a tuple.
     """
@@ -224,7 +225,7 @@ def _gudermann_term(x):
     sum of positive terms used for ``x >= 1`` (``y <= 1/3``); below, ``c >= 0.039`` and
     the direct form keeps its digits.
     """
-    n = 17 if _is64(x.dtype) else 8  # (1/9)^n / (2n + 1) below the precision of c >= y^2 / 3
+    n = 17 if is64(x.dtype) else 8  # (1/9)^n / (2n + 1) below the precision of c >= y^2 / 3
     small = x >= 1
     y = 1 / (2 * jnp.where(small, x, 1.0) + 1)
     t = y * y
@@ -236,7 +237,7 @@ def _gudermann_term(x):
     return jnp.where(small, t * poly, direct)
 
 
-def _stirling_remainder(a):
+def stirling_remainder(a):
     """``mu(a) = lgamma(a) - (a - ½) log a + a - ½ log 2pi`` for ``a > 0``, to a few ulps.
 
     Gudermann's convergent series ``mu(a) = sum_{j>=0} c(a + j)`` (``_gudermann_term``,
@@ -254,7 +255,7 @@ def _stirling_remainder(a):
     return head + t * tail
 
 
-def _digamma_minus_log(a):
+def digamma_minus_log(a):
     """``digamma(a) - log a`` (< 0, about ``-1/(2a)`` for large ``a``) for ``a > 0``.
 
     ``digamma(a) = digamma(a + N) - sum_{j<N} 1/(a + j)`` turns it into
@@ -271,14 +272,14 @@ def _digamma_minus_log(a):
     return -head - t / 2 - t2 * poly
 
 
-def _lgamma_remainder_bregman(y, x, delta):
+def lgamma_remainder_bregman(y, x, delta):
     """``(R, size)``: ``R = D(y, x) - y [x/y - 1 - log(x/y)]`` for ``x, y > 0``, and the sum of
     the magnitudes of the terms it was computed from (its rounding error is a few ulps of it).
 
     ``D`` is the log-gamma Bregman divergence; ``y [x/y - 1 - log(x/y)]`` is the Bregman
     divergence of ``a log a - a``, the part of ``lgamma`` that grows with ``a``. ``R`` is the
     Bregman divergence of ``h(a) = lgamma(a) - a log a + a = -½ log a + ½ log 2pi + mu(a)``
-    (``mu``: ``_stirling_remainder``; ``h' = digamma(a) - log a``), of size ``log(y/x)``
+    (``mu``: ``stirling_remainder``; ``h' = digamma(a) - log a``), of size ``log(y/x)``
     where ``D`` is of size ``a log a``. Three evaluations:
 
     * both arguments >= ``N`` (7 in float32, 10 in float64): ``½ [u - log1p(u)]``
@@ -301,10 +302,10 @@ def _lgamma_remainder_bregman(y, x, delta):
     half = 0.5 * x_minus_log1p(db / xb, jnp.where(big, log_yx, 0.0))
     series = half + jnp.sum(corrections, axis=0)
     series_size = half + jnp.sum(jnp.abs(corrections), axis=0)
-    bregman = _lgamma_bregman(y, x, delta)
+    bregman = lgamma_bregman(y, x, delta)
     lead = y * x_minus_log1p(-delta / y, -log_yx)
-    mu_y, mu_x = _stirling_remainder(y), _stirling_remainder(x)
-    slope = _digamma_minus_log(x) * delta
+    mu_y, mu_x = stirling_remainder(y), stirling_remainder(x)
+    slope = digamma_minus_log(x) * delta
     far = (mu_y - mu_x - slope) - 0.5 * log_yx
     far_size = jnp.abs(mu_y) + jnp.abs(mu_x) + jnp.abs(slope) + 0.5 * jnp.abs(log_yx)
     near_size = bregman + lead
@@ -327,7 +328,7 @@ def _two_product(x, y):
     The halves are cut off the bit pattern (not by Veltkamp's ``c - (c - v)``, which a
     compiler may contract into a fused multiply-add), so every partial product is exact.
     """
-    bits, mask = (jnp.int64, -(1 << 26)) if _is64(x.dtype) else (jnp.int32, -(1 << 12))
+    bits, mask = (jnp.int64, -(1 << 26)) if is64(x.dtype) else (jnp.int32, -(1 << 12))
 
     def halves(v):
         hi = jax.lax.bitcast_convert_type(jax.lax.bitcast_convert_type(v, bits) & mask, v.dtype)
@@ -362,7 +363,9 @@ def _mean_ratio_minus_one(a, b):
     The numerator ``a_i b_0 - a_0 b_i`` is formed from exact products and double-word sums
     of ``a`` and ``b``, each first scaled by a power of two (exact) to at most 1.
     """
-    scale = lambda v: jnp.ldexp(v, -jnp.frexp(jnp.max(v, axis=-1, keepdims=True))[1])
+    def scale(v):
+        return jnp.ldexp(v, -jnp.frexp(jnp.max(v, axis=-1, keepdims=True))[1])
+
     a, b = scale(a), scale(b)
     a_hi, a_lo = (v[..., None] for v in _double_sum(a))
     b_hi, b_lo = (v[..., None] for v in _double_sum(b))
@@ -384,7 +387,7 @@ def _mean_ratio_minus_one_jvp(primals, tangents):
 
 
 @jax.custom_jvp
-def _cross_ratio_minus_one(w, x, y, z):
+def cross_ratio_minus_one(w, x, y, z):
     """``(w z) / (x y) - 1`` for positive arrays, from exact products (two-product).
 
     ``w, x`` and ``y, z`` are each scaled by a power of two (exact) to at most 1 first. Used
@@ -399,19 +402,19 @@ def _cross_ratio_minus_one(w, x, y, z):
     return ((p1 - p2) + (e1 - e2)) / p2
 
 
-@_cross_ratio_minus_one.defjvp
+@cross_ratio_minus_one.defjvp
 def _cross_ratio_minus_one_jvp(primals, tangents):
     w, x, y, z = primals
     dw, dx, dy, dz = tangents
-    out = _cross_ratio_minus_one(w, x, y, z)
+    out = cross_ratio_minus_one(w, x, y, z)
     return out, (out + 1) * (dw / w + dz / z - dx / x - dy / y)
 
 
-def _dirichlet_kl_stirling(a, b):
+def dirichlet_kl_stirling(a, b):
     """``(KL(Dir(a) ‖ Dir(b)), size)`` in the large-concentration form (last axis: components).
 
     With ``a_0 = sum a``, means ``p = a / a_0``, ``q = b / b_0`` and ``R`` the remainder
-    Bregman divergence (``_lgamma_remainder_bregman``), the Bregman form
+    Bregman divergence (``lgamma_remainder_bregman``), the Bregman form
     ``sum_i D(b_i, a_i) - D(b_0, a_0)`` splits exactly into
 
         sum_i b_i [p_i/q_i - 1 - log(p_i/q_i)] + sum_i R(b_i, a_i) - R(b_0, a_0):
@@ -425,13 +428,13 @@ def _dirichlet_kl_stirling(a, b):
     h = b - a
     log_pq = _safe_log_ratio(a, b) - _safe_log_ratio(a0, b0)[..., None]
     mean_part = jnp.sum(b * x_minus_log1p(_mean_ratio_minus_one(a, b), log_pq), axis=-1)
-    parts, part_sizes = _lgamma_remainder_bregman(b, a, h)
-    whole, whole_size = _lgamma_remainder_bregman(b0, a0, jnp.sum(h, axis=-1))
+    parts, part_sizes = lgamma_remainder_bregman(b, a, h)
+    whole, whole_size = lgamma_remainder_bregman(b0, a0, jnp.sum(h, axis=-1))
     value = mean_part + jnp.sum(parts, axis=-1) - whole
     return value, mean_part + jnp.sum(part_sizes, axis=-1) + whole_size
 
 
-def _dirichlet_neg_entropy(alpha):
+def dirichlet_neg_entropy(alpha):
     """``-H(Dir(alpha))`` in nats (last axis: components; ``K = 2`` is Beta), from whichever of
     two exact forms sums the smaller terms.
 
@@ -446,18 +449,18 @@ def _dirichlet_neg_entropy(alpha):
     k = alpha.shape[-1]
     a0 = jnp.sum(alpha, axis=-1)
     one = jnp.ones_like(alpha)
-    parts = _lgamma_bregman(one, alpha, 1 - alpha)
-    whole = _lgamma_bregman(jnp.full_like(a0, k), a0, jnp.sum(1 - alpha, axis=-1))
+    parts = lgamma_bregman(one, alpha, 1 - alpha)
+    whole = lgamma_bregman(jnp.full_like(a0, k), a0, jnp.sum(1 - alpha, axis=-1))
     lgamma_k = math.lgamma(k)
     bregman = jnp.sum(parts, axis=-1) - whole + lgamma_k
     bregman_size = jnp.sum(parts, axis=-1) + whole + lgamma_k
     logs = 0.5 * (k - 1) * jnp.log(a0) - 0.5 * jnp.sum(_safe_log_ratio(alpha, a0[..., None]), axis=-1)
-    mus = jnp.sum(_stirling_remainder(alpha), axis=-1), _stirling_remainder(a0)
+    mus = jnp.sum(stirling_remainder(alpha), axis=-1), stirling_remainder(a0)
     slopes = (
-        jnp.sum((alpha - 1) * _digamma_minus_log(alpha), axis=-1),
-        jnp.sum(alpha - 1, axis=-1) * _digamma_minus_log(a0),
+        jnp.sum((alpha - 1) * digamma_minus_log(alpha), axis=-1),
+        jnp.sum(alpha - 1, axis=-1) * digamma_minus_log(a0),
     )
-    const = (k - 1) * _HALF_LOG_2PI
+    const = (k - 1) * HALF_LOG_2PI
     stirling = logs - const - mus[0] + mus[1] + slopes[0] - slopes[1]
     stirling_size = jnp.abs(logs) + const + jnp.abs(mus[0]) + jnp.abs(mus[1]) + jnp.abs(slopes[0]) + jnp.abs(slopes[1])
     return jnp.where(stirling_size < bregman_size, stirling, bregman)

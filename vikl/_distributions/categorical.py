@@ -12,9 +12,11 @@ from vikl._probs import (
     categorical_parts,
     is_integer,
     kl_from_parts,
+    kl_logits_rows,
     kl_probs,
     public_repr,
     safe_log,
+    same_dtype,
     setup_one_of,
     weighted_log_ratio,
 )
@@ -153,4 +155,6 @@ def _kl_categorical_categorical(p, q):
         )
     if p._probs is not None and q._probs is not None:
         return kl_probs(p._probs, q._probs)
+    if p._logits is not None and q._logits is not None:
+        return kl_logits_rows(*same_dtype(p._logits, q._logits))
     return kl_from_parts(categorical_parts(p._probs, p._logits, q._probs, q._logits))

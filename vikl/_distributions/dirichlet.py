@@ -8,13 +8,13 @@ from jax.scipy.special import digamma, gammaln, polygamma
 
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param
-from vikl._distributions.beta import _beta_kl_and_size
+from vikl._kernels import beta_kl_and_size
 from vikl._kl import register_kl
 from vikl._math import xlogy
 from vikl._special import (
-    _dirichlet_kl_stirling,
-    _dirichlet_neg_entropy,
-    _lgamma_bregman,
+    dirichlet_kl_stirling,
+    dirichlet_neg_entropy,
+    lgamma_bregman,
 )
 
 __all__ = ["Dirichlet"]
@@ -77,9 +77,9 @@ class Dirichlet(Distribution):
         """``log B(alpha) + (alpha_0 - K) psi(alpha_0) - sum_i (alpha_i - 1) psi(alpha_i)``, nats.
 
         Evaluated without the cancellation of its large terms at large concentrations
-        (``_special._dirichlet_neg_entropy``).
+        (``_special.dirichlet_neg_entropy``).
         """
-        return -_dirichlet_neg_entropy(self.concentration)
+        return -dirichlet_neg_entropy(self.concentration)
 
     @property
     def mean(self):
@@ -113,7 +113,7 @@ def _kl_dirichlet_dirichlet(p, q):
     This is the Bregman divergence of the log-normalizer, so it is evaluated as
     ``sum_i B(a_i, b_i - a_i) - B(a_0, b_0 - a_0)`` with
     ``B(x, h) = log Gamma(x + h) - log Gamma(x) - psi(x) h`` computed without cancellation
-    (``_special._lgamma_bregman``): nearly equal concentrations keep their digits instead
+    (``_special.lgamma_bregman``): nearly equal concentrations keep their digits instead
     of losing them to the difference of ``gammaln`` values.
     """
     a, b = p.concentration, q.concentration
@@ -138,32 +138,37 @@ def _kl_concentrations(a, b):
       mass, ``B(a_k, h_k)`` and ``B(a_0, h_0)`` are large and nearly equal;
     * the chain rule split at that component, ``KL(Beta(r, a_k) ‖ Beta(r', b_k))``
       (``r``, ``r'`` the rest's totals; the Beta KL picks its own form, see
-      ``beta._beta_kl_and_size``) plus the Bregman form of the rest,
+      ``_kernels.beta_kl_and_size``) plus the Bregman form of the rest,
       ``sum_{i != k} B(a_i, h_i) - B(r, r' - r)``;
-    * the large-concentration form ``_special._dirichlet_kl_stirling``, where both of the
+    * the large-concentration form ``_special.dirichlet_kl_stirling``, where both of the
       above sum terms of size ``a log a``.
     """
     h = b - a
-    parts = _lgamma_bregman(b, a, h)
+    parts = lgamma_bregman(b, a, h)
     a0, h0 = jnp.sum(a, axis=-1), jnp.sum(h, axis=-1)
-    whole = _lgamma_bregman(jnp.sum(b, axis=-1), a0, h0)
+    whole = lgamma_bregman(jnp.sum(b, axis=-1), a0, h0)
     bregman = jnp.sum(parts, axis=-1) - whole
     if a.shape[-1] < 2:
         return bregman
     bregman_size = jnp.sum(parts, axis=-1) + whole
     k = jnp.argmax(a + b, axis=-1)
     top = jax.nn.one_hot(k, a.shape[-1], dtype=bool)
-    pick = lambda v: jnp.sum(jnp.where(top, v, 0.0), axis=-1)
-    rest = lambda v: jnp.sum(jnp.where(top, 0.0, v), axis=-1)
+
+    def pick(v):
+        return jnp.sum(jnp.where(top, v, 0.0), axis=-1)
+
+    def rest(v):
+        return jnp.sum(jnp.where(top, 0.0, v), axis=-1)
+
     r, r2, hr = rest(a), rest(b), rest(h)
-    beta, beta_size = _beta_kl_and_size(r, pick(a), r2, pick(b))
+    beta, beta_size = beta_kl_and_size(r, pick(a), r2, pick(b))
     rest_parts = rest(parts)
-    rest_whole = _lgamma_bregman(r2, r, hr)
+    rest_whole = lgamma_bregman(r2, r, hr)
     chain = beta + (rest_parts - rest_whole)
     chain_size = beta_size + rest_parts + rest_whole
     use = chain_size < bregman_size
     value, size = jnp.where(use, chain, bregman), jnp.where(use, chain_size, bregman_size)
-    stirling, stirling_size = _dirichlet_kl_stirling(a, b)
+    stirling, stirling_size = dirichlet_kl_stirling(a, b)
     return jnp.where(stirling_size < size, stirling, value)
 
 

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param
-from vikl._distributions.gamma import _lgamma_bregmans
 from vikl._kl import register_kl
 from vikl._math import x_minus_log1p
+from vikl._special import lgamma_bregmans
 
 __all__ = ["Gumbel"]
 
@@ -87,7 +87,7 @@ def _kl_gumbel_gumbel(p, q):
     r_minus_1 = jnp.where(tiny, 0.0, (p.scale - q.scale) / q.scale)
     d = (p.loc - q.loc) / q.scale
     one = jnp.ones_like(r)
-    d_shifted, d_r = _lgamma_bregmans((1 + r, 2 * one, r_minus_1), (r, one, r_minus_1))
+    d_shifted, d_r = lgamma_bregmans((1 + r, 2 * one, r_minus_1), (r, one, r_minus_1))
     d_r = jnp.where(tiny, (jnp.log(q.scale) - jnp.log(p.scale)) - EULER_GAMMA, d_r)
     # lgamma(1 + r) - d; lgamma(1 + r) = 0 for the tiny ratios.
     y = jnp.where(tiny, 0.0, (1 - EULER_GAMMA) * r_minus_1 + d_shifted) - d

@@ -3,7 +3,8 @@
 Events are vectors along the last axis; batch shapes broadcast like NumPy.
 All three store only what their name says (a Cholesky factor, a diagonal, a
 factor and a diagonal) and compute with triangular solves, never with explicit
-inverses or determinants. Their closed-form KL pairs live in ``mvn_kl.py``.
+inverses or determinants. Their closed-form KL pairs live in ``mvn_kl.py`` (registered when
+``vikl._distributions`` is imported); the triangular helpers in ``vikl._linalg``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from jax.scipy.linalg import solve_triangular
 from vikl import _base
 from vikl import _constraints as constraints
 from vikl._base import Distribution, _FromNoise, is_concrete, param
+from vikl._linalg import diag_embed, gram_tril, log_diag_sum, solve_lower
 
 __all__ = ["MultivariateNormalDiag", "MultivariateNormal", "LowRankMultivariateNormal"]
 
@@ -26,60 +28,6 @@ _LOG_2PI = math.log(2 * math.pi)
 # A d x r real matrix per batch member (the low-rank covariance factor).
 real_matrix = constraints._Real(event_dim=2)
 real_matrix.name = "real_matrix"
-
-
-def _trsm(tril, b, trans):
-    """``tril^{-1} b`` (``tril^{-T} b`` with ``trans=1``), solved as the upper-triangular
-    system of ``tril^T``: LAPACK wants column-major operands, and ``tril^T`` in column-major
-    order is ``tril`` itself in JAX's row-major order, so no transposed copy of the factor
-    (or of the masks that built it) is made inside a compiled loop."""
-    return solve_triangular(jnp.swapaxes(tril, -1, -2), b, lower=False, trans=1 - trans)
-
-
-def _solve_lower(tril, v, trans=0):
-    """``tril^{-1} v`` (``tril^{-T} v`` with ``trans=1``) for ``v`` of shape ``(...,) + batch' + (n,)``
-    (batch' broadcasting with ``tril``'s batch). Extra leading axes of ``v`` become right-hand-side
-    columns of one batched triangular solve, so ``tril`` is never copied per sample."""
-    n = tril.shape[-1]
-    batch = tril.shape[:-2]
-    full = tuple(jnp.broadcast_shapes(v.shape[:-1], batch))
-    nb, k = len(batch), len(full) - len(batch)
-    tail, extra = full[k:], full[:k]
-    v = jnp.broadcast_to(v, full + (n,))
-    if tail != batch:
-        tril = jnp.broadcast_to(tril, tail + (n, n))
-    if k == 0:
-        return _trsm(tril, v[..., None], trans)[..., 0]
-    perm = tuple(range(k, k + nb + 1)) + tuple(range(k))
-    cols = jnp.transpose(v, perm).reshape(tail + (n, math.prod(extra)))
-    z = _trsm(tril, cols, trans).reshape(tail + (n,) + extra)
-    return jnp.transpose(z, tuple(range(nb + 1, nb + 1 + k)) + tuple(range(nb + 1)))
-
-
-def _diag_embed(v):
-    return v[..., :, None] * jnp.eye(v.shape[-1], dtype=v.dtype)
-
-
-def _log_diag_sum(tril):
-    """``sum_i log tril_ii`` (half the log-determinant of ``tril tril^T``)."""
-    return jnp.sum(jnp.log(jnp.diagonal(tril, axis1=-2, axis2=-1)), axis=-1)
-
-
-def _gram_tril(top, bottom):
-    """Lower Cholesky factor of ``top^T top + diag(bottom)^2`` from a QR factorization of
-    ``[top; diag(bottom)]``, without forming the Gram matrix (whose rounding, about ``eps |top|^2``,
-    swamps ``bottom^2`` when it is small: the factorization then fails or loses every digit).
-    The factor's error is that of a relative perturbation of the stacked matrix's rows.
-    """
-    n = top.shape[-1]
-    batch = jnp.broadcast_shapes(top.shape[:-2], bottom.shape[:-1])
-    stacked = jnp.concatenate(
-        [jnp.broadcast_to(top, batch + top.shape[-2:]), _diag_embed(jnp.broadcast_to(bottom, batch + (n,)))],
-        axis=-2,
-    )
-    r = jnp.linalg.qr(stacked, mode="r")
-    sign = jnp.where(jnp.diagonal(r, axis1=-2, axis2=-1) < 0, -1, 1).astype(r.dtype)
-    return jnp.swapaxes(r * sign[..., :, None], -2, -1)
 
 
 def _check_size(name, loc, arg, value, axis, expected):
@@ -153,17 +101,17 @@ class MultivariateNormalDiag(_FromNoise, Distribution):
     @property
     def scale_tril(self):
         """Cholesky factor of the covariance, ``diag(scale_diag)``."""
-        return _diag_embed(self.scale_diag)
+        return diag_embed(self.scale_diag)
 
     @property
     def covariance_matrix(self):
         """``diag(scale_diag^2)``, shape ``batch + (d, d)``."""
-        return _diag_embed(jnp.square(self.scale_diag))
+        return diag_embed(jnp.square(self.scale_diag))
 
     @property
     def precision_matrix(self):
         """``diag(scale_diag^-2)``, shape ``batch + (d, d)``."""
-        return _diag_embed(1.0 / jnp.square(self.scale_diag))
+        return diag_embed(1.0 / jnp.square(self.scale_diag))
 
 
 def _check_symmetric(name, arg, m):
@@ -301,18 +249,18 @@ class MultivariateNormal(_FromNoise, Distribution):
     def _log_prob_std(self, z):
         """``log p`` at the point ``loc + scale_tril z``."""
         d = self.loc.shape[-1]
-        return -0.5 * jnp.sum(z * z, axis=-1) - _log_diag_sum(self.scale_tril) - 0.5 * d * _LOG_2PI
+        return -0.5 * jnp.sum(z * z, axis=-1) - log_diag_sum(self.scale_tril) - 0.5 * d * _LOG_2PI
 
     def log_prob(self, x):
-        return self._log_prob_std(_solve_lower(self.scale_tril, x - self.loc))
+        return self._log_prob_std(solve_lower(self.scale_tril, x - self.loc))
 
     def _score(self, eps):
         # d log p / dx = -Sigma^{-1} (x - loc) = -scale_tril^{-T} eps: one triangular solve
-        return -_solve_lower(self.scale_tril, eps, trans=1)
+        return -solve_lower(self.scale_tril, eps, trans=1)
 
     def entropy(self):
         d = self.loc.shape[-1]
-        return 0.5 * d * (1.0 + _LOG_2PI) + _log_diag_sum(self.scale_tril)
+        return 0.5 * d * (1.0 + _LOG_2PI) + log_diag_sum(self.scale_tril)
 
     @property
     def mean(self):
@@ -384,7 +332,7 @@ class LowRankMultivariateNormal(Distribution):
     def _capacitance_tril(self):
         """``(A, L_C)``: ``A = W / sqrt(cov_diag)`` and ``L_C = chol(I + A^T A)``."""
         a = self.cov_factor * jax.lax.rsqrt(self.cov_diag)[..., None]
-        return a, _gram_tril(a, jnp.ones(a.shape[-1:], a.dtype))
+        return a, gram_tril(a, jnp.ones(a.shape[-1:], a.dtype))
 
     def _log_det_cov(self, cap_tril):
         log_diag = jnp.log(jnp.abs(jnp.diagonal(cap_tril, axis1=-2, axis2=-1)))
@@ -406,8 +354,8 @@ class LowRankMultivariateNormal(Distribution):
         d = self.loc.shape[-1]
         if self._dense:
             tril = self.scale_tril
-            z = _solve_lower(tril, x - self.loc)
-            return -0.5 * jnp.sum(z * z, axis=-1) - _log_diag_sum(tril) - 0.5 * d * _LOG_2PI
+            z = solve_lower(tril, x - self.loc)
+            return -0.5 * jnp.sum(z * z, axis=-1) - log_diag_sum(tril) - 0.5 * d * _LOG_2PI
         # y^T (I + A A^T)^{-1} y = min_z |y - A z|^2 + |z|^2: a least-squares problem in
         # [A; I], solved with its QR factorization (never with C = R^T R, whose condition
         # number is squared, nor as |y|^2 - |L_C^{-1} A^T y|^2, which cancels when the
@@ -419,7 +367,7 @@ class LowRankMultivariateNormal(Distribution):
         cap_tril = jnp.swapaxes(upper, -2, -1)  # C = L L^T up to the signs of L's columns
         y = (x - self.loc) * jax.lax.rsqrt(self.cov_diag)
         u = jnp.einsum("...dr,...d->...r", q[..., :d, :], y)
-        z = _solve_lower(cap_tril, u, trans=1)
+        z = solve_lower(cap_tril, u, trans=1)
         res = y - jnp.einsum("...dr,...r->...d", a, z)
         maha = jnp.sum(res * res, axis=-1) + jnp.sum(z * z, axis=-1)
         return -0.5 * (maha + self._log_det_cov(cap_tril) + d * _LOG_2PI)
@@ -427,7 +375,7 @@ class LowRankMultivariateNormal(Distribution):
     def entropy(self):
         d = self.loc.shape[-1]
         if self._dense:
-            return 0.5 * d * (1.0 + _LOG_2PI) + _log_diag_sum(self.scale_tril)
+            return 0.5 * d * (1.0 + _LOG_2PI) + log_diag_sum(self.scale_tril)
         _, cap_tril = self._capacitance_tril()
         return 0.5 * (d * (1.0 + _LOG_2PI) + self._log_det_cov(cap_tril))
 
@@ -447,14 +395,14 @@ class LowRankMultivariateNormal(Distribution):
     def covariance_matrix(self):
         """``W W^T + diag(cov_diag)``, shape ``batch + (d, d)``."""
         w = self.cov_factor
-        return jnp.matmul(w, jnp.swapaxes(w, -2, -1)) + _diag_embed(self.cov_diag)
+        return jnp.matmul(w, jnp.swapaxes(w, -2, -1)) + diag_embed(self.cov_diag)
 
     @property
     def scale_tril(self):
         """Cholesky factor of :attr:`covariance_matrix`, ``O(d^2 (r + d))``: from a QR
         factorization of ``[W | diag(sqrt(cov_diag))]^T``, never forming the covariance, so a
         ``cov_diag`` far below ``W W^T`` keeps its digits."""
-        return _gram_tril(jnp.swapaxes(self.cov_factor, -2, -1), jnp.sqrt(self.cov_diag))
+        return gram_tril(jnp.swapaxes(self.cov_factor, -2, -1), jnp.sqrt(self.cov_diag))
 
     @property
     def precision_matrix(self):
@@ -468,7 +416,4 @@ class LowRankMultivariateNormal(Distribution):
         a, cap_tril = self._capacitance_tril()
         inv_sqrt = jax.lax.rsqrt(self.cov_diag)
         q = solve_triangular(cap_tril, jnp.swapaxes(a, -2, -1), lower=True) * inv_sqrt[..., None, :]
-        return _diag_embed(1.0 / self.cov_diag) - jnp.matmul(jnp.swapaxes(q, -2, -1), q)
-
-
-from vikl._distributions import mvn_kl as _mvn_kl  # noqa: E402,F401  (registers the KL pairs)
+        return diag_embed(1.0 / self.cov_diag) - jnp.matmul(jnp.swapaxes(q, -2, -1), q)

@@ -28,11 +28,10 @@ from vikl._distributions.mvn import (
     LowRankMultivariateNormal,
     MultivariateNormal,
     MultivariateNormalDiag,
-    _diag_embed,
-    _gram_tril,
 )
 from vikl._distributions.normal import Normal
 from vikl._kl import register_kl
+from vikl._linalg import diag_embed, gram_tril
 from vikl._math import x_minus_log1p
 
 __all__: list[str] = []
@@ -118,7 +117,7 @@ def _kl_tril(lp, lq, diff):
 def _shifted_cholesky(f):
     """Cholesky factor ``L`` of ``I + N``, ``N = f f^T``, and ``x = diag(L)^2 - 1``.
 
-    ``L`` comes from a QR factorization of ``[f^T; I]`` (``_gram_tril``), not from ``I + N``
+    ``L`` comes from a QR factorization of ``[f^T; I]`` (``gram_tril``), not from ``I + N``
     formed and factorized: ``N`` may have eigenvalues far apart (a factor large next to 1 in
     some directions and 0 in others), and the rounding of the formed sum then destroys the
     small ones. ``x`` is not formed as ``L_jj^2 - 1`` (``L_jj`` has lost the small part of
@@ -126,7 +125,7 @@ def _shifted_cholesky(f):
     whose terms are accurate to their own size, so ``x`` keeps its relative accuracy when
     ``N`` is small.
     """
-    tril = _gram_tril(jnp.swapaxes(f, -2, -1), jnp.ones(f.shape[-2:-1], f.dtype))
+    tril = gram_tril(jnp.swapaxes(f, -2, -1), jnp.ones(f.shape[-2:-1], f.dtype))
     n_diag = jnp.sum(jnp.square(f), axis=-1)
     x = n_diag - jnp.sum(jnp.square(jnp.tril(tril, -1)), axis=-1)
     # Past N_jj ~ 1 that difference cancels (N_jj = 1e7 for an L_jj near 1 when N is
@@ -204,13 +203,13 @@ def _kl2_woodbury_direct(diff, vp, log_vp, wp, vq, wq):
         g = wp * inv_sq[..., None]
         trace = trace + jnp.sum(jnp.square(g), axis=(-2, -1))
         ap = wp * jax.lax.rsqrt(vp)[..., None]
-        cap_p = _gram_tril(ap, jnp.ones(ap.shape[-1:], ap.dtype))
+        cap_p = gram_tril(ap, jnp.ones(ap.shape[-1:], ap.dtype))
         ld_p = ld_p + 2 * jnp.sum(jnp.log(_diag(cap_p)), axis=-1)
     if wq is not None:
         aq = wq * inv_sq[..., None]
         aqt = jnp.swapaxes(aq, -2, -1)
         ones = jnp.ones(aq.shape[-1:], aq.dtype)
-        cap_q = _gram_tril(aq if cap_p is None else _after(aq, cap_p), ones)
+        cap_q = gram_tril(aq if cap_p is None else _after(aq, cap_p), ones)
         ld_q = ld_q + 2 * jnp.sum(jnp.log(_diag(cap_q)), axis=-1)
         cols = [aqt * jnp.sqrt(r)[..., None, :], (aqt @ y[..., None])]
         if g is not None:
@@ -291,7 +290,7 @@ def _kl2_woodbury_near(diff, vp, log_vp, wp, vq, wq):
     if aq is not None:
         aqt = jnp.swapaxes(aq, -2, -1)
         # After T0's LAPACK calls (see _after); t0 is an array whenever aq is not None.
-        cap_q = _gram_tril(_after(aq, t0), jnp.ones(aq.shape[-1:], aq.dtype))
+        cap_q = gram_tril(_after(aq, t0), jnp.ones(aq.shape[-1:], aq.dtype))
         batch = jnp.broadcast_shapes(aqt.shape[:-2], y.shape[:-1])
         rhs = jnp.concatenate(
             [jnp.broadcast_to(aqt, batch + aqt.shape[-2:]), (aqt @ y[..., None])], axis=-1
@@ -329,9 +328,9 @@ def _cov_tril(dist, dep=None):
     if isinstance(dist, MultivariateNormal):
         return dist.scale_tril
     if isinstance(dist, MultivariateNormalDiag):
-        return _diag_embed(dist.scale_diag)
+        return diag_embed(dist.scale_diag)
     w = dist.cov_factor if dep is None else _after(dist.cov_factor, dep)
-    return _gram_tril(jnp.swapaxes(w, -2, -1), jnp.sqrt(dist.cov_diag))
+    return gram_tril(jnp.swapaxes(w, -2, -1), jnp.sqrt(dist.cov_diag))
 
 
 def _kl_dense(p, q, diff):
@@ -363,7 +362,7 @@ def _kl_mvn_mvn(p, q):
 def _kl_diag_mvn(p, q):
     """KL(N(mp, diag(sp^2)) ‖ N(mq, Lq Lq^T)): the full-rank formula with ``Lp = diag(sp)``."""
     _, _, diff = _common(p, q)
-    return _kl_tril(_diag_embed(p.scale_diag), q.scale_tril, diff)
+    return _kl_tril(diag_embed(p.scale_diag), q.scale_tril, diff)
 
 
 @register_kl(MultivariateNormal, MultivariateNormalDiag)
@@ -459,29 +458,17 @@ def _kl_1d(mp, sp, mq, sq):
     return 0.5 * (_scale_term(sp, sq) + z * z)
 
 
-def _register_1d(cls):
-    def kl_normal_x(p, q):
-        mq, sq = _as_1d(q, p, "second")
-        return _kl_1d(p.loc, p.scale, mq, sq)
-
-    def kl_x_normal(p, q):
-        mp, sp = _as_1d(p, q, "first")
-        return _kl_1d(mp, sp, q.loc, q.scale)
-
-    name = cls.__name__
-    kl_normal_x.__doc__ = (
-        f"KL(Normal ‖ {name}) for a one-dimensional {name} (event_shape (1,)), as between "
-        "two univariate Normals; ValueError for other event shapes."
-    )
-    kl_x_normal.__doc__ = (
-        f"KL({name} ‖ Normal) for a one-dimensional {name} (event_shape (1,)), as between "
-        "two univariate Normals; ValueError for other event shapes."
-    )
-    kl_normal_x.__name__ = f"_kl_normal_{name.lower()}"
-    kl_x_normal.__name__ = f"_kl_{name.lower()}_normal"
-    register_kl(Normal, cls)(kl_normal_x)
-    register_kl(cls, Normal)(kl_x_normal)
+@register_kl(Normal, _GAUSSIANS)
+def _kl_normal_mvn(p, q):
+    """KL(Normal ‖ q) for a one-dimensional Gaussian ``q`` (event_shape (1,)), as between two
+    univariate Normals; ValueError for other event shapes."""
+    mq, sq = _as_1d(q, p, "second")
+    return _kl_1d(p.loc, p.scale, mq, sq)
 
 
-for _cls in _GAUSSIANS:
-    _register_1d(_cls)
+@register_kl(_GAUSSIANS, Normal)
+def _kl_mvn_normal(p, q):
+    """KL(p ‖ Normal) for a one-dimensional Gaussian ``p`` (event_shape (1,)), as between two
+    univariate Normals; ValueError for other event shapes."""
+    mp, sp = _as_1d(p, q, "first")
+    return _kl_1d(mp, sp, q.loc, q.scale)

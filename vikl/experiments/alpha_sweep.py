@@ -28,9 +28,9 @@ import numpy as np
 import optax
 
 import vikl
+from vikl import plotting as vp
 from vikl.experiments import _common
 from vikl.experiments.mode_seeking import LOCS, SCALES, WEIGHTS, make_target, mixture_moments, target_log_density
-from vikl import plotting as vp
 
 NAME = "alpha_sweep"
 

@@ -31,8 +31,8 @@ import numpy as np
 import optax
 
 import vikl
-from vikl.experiments import _common
 from vikl import plotting as vp
+from vikl.experiments import _common
 
 NAME = "classifier"
 

@@ -31,8 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import vikl
-from vikl.experiments import _common
 from vikl import plotting as vp
+from vikl.experiments import _common
 
 NAME = "coding"
 

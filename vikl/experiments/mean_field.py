@@ -18,16 +18,14 @@ the analytic optima and the closed-form KLs of fits and optima
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 import vikl
-from vikl.experiments import _common
 from vikl import plotting as vp
+from vikl.experiments import _common
 
 NAME = "mean_field"
 

@@ -32,8 +32,8 @@ import numpy as np
 import optax
 
 import vikl
-from vikl.experiments import _common
 from vikl import plotting as vp
+from vikl.experiments import _common
 
 NAME = "mode_seeking"
 
@@ -124,7 +124,7 @@ def run(ctx: _common.Context) -> dict:
     fwd, rev = fits["forward_kl"].distribution, fits["reverse_kl"].distribution
 
     mean, std = mixture_moments()
-    rev_loc, rev_scale = float(rev.loc), float(rev.scale)
+    rev_loc = float(rev.loc)
     mode = int(np.argmin(np.abs(np.asarray(LOCS) - rev_loc)))
     opt_loc, opt_scale, opt_kl = reverse_kl_optimum(LOCS[mode], SCALES[mode])
 

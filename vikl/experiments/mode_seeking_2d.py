@@ -38,8 +38,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 import vikl
-from vikl.experiments import _common
 from vikl import plotting as vp
+from vikl.experiments import _common
 
 NAME = "mode_seeking_2d"
 

@@ -34,8 +34,8 @@ import numpy as np
 import optax
 
 import vikl
-from vikl.experiments import _common
 from vikl import plotting as vp
+from vikl.experiments import _common
 
 NAME = "vae_digits"
 

@@ -1,0 +1,130 @@
+"""Optimizers of :func:`vikl.fit`: the default Adam, what ``optimizer=`` may be, and continuation.
+
+``fit(..., optimizer=...)`` accepts an optax ``GradientTransformation``, a
+learning rate, an optax schedule or ``None``; :func:`resolve_optimizer` turns
+each into a transformation, sharing one object per learning rate or schedule
+so that repeated fits reuse their compiled programs. Continuing a
+:class:`vikl.FitResult` reuses its optimizer (:func:`continuation_optimizer`)
+and its state, checked against the optimizer's (:func:`restore_opt_state`).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+__all__ = ["default_optimizer", "resolve_optimizer", "continuation_optimizer", "restore_opt_state"]
+
+DEFAULT_LEARNING_RATE = 1e-2
+
+_ADAMS: dict = {}  # learning rate -> optax.adam(learning rate)
+_SCHEDULED: dict = {}  # schedule -> optax.adam(schedule)
+
+
+class OptLeaves(tuple):
+    """Optimizer-state leaves whose structure could not be stored; rebuilt on continuation."""
+
+
+def default_optimizer(learning_rate: float = DEFAULT_LEARNING_RATE):
+    """``optax.adam(learning_rate)``, created once per learning rate (so compiles are shared)."""
+    lr = float(learning_rate)
+    if lr not in _ADAMS:
+        _ADAMS[lr] = optax.adam(lr)
+    return _ADAMS[lr]
+
+
+def _real_scalar(x):
+    """``x`` as a float if it is a real number (Python, NumPy or a 0-d concrete array), else None."""
+    if isinstance(x, (bool, np.bool_)) or not (isinstance(x, (int, float, np.number))
+                                               or (isinstance(x, (np.ndarray, jax.Array)) and x.ndim == 0)):
+        return None
+    if not (np.issubdtype(np.asarray(x).dtype, np.integer) or np.issubdtype(np.asarray(x).dtype, np.floating)):
+        return None
+    return float(x)
+
+
+def _is_schedule(fn) -> bool:
+    """Whether ``fn`` maps a step count to a learning rate (tried on the step count 0)."""
+    try:
+        return _real_scalar(fn(0)) is not None
+    except Exception:  # noqa: BLE001 - any failure means "not a schedule"
+        return False
+
+
+def resolve_optimizer(optimizer):
+    """``None`` -> Adam(1e-2); float -> Adam(lr); schedule -> Adam(schedule); optax object as is.
+
+    Raises:
+      ValueError: a learning rate that is not finite and > 0.
+      TypeError: anything else that is not an optax transformation or a schedule.
+    """
+    if optimizer is None:
+        return default_optimizer()
+    if isinstance(optimizer, optax.GradientTransformation):
+        return optimizer
+    lr = _real_scalar(optimizer)
+    if lr is not None:
+        if not 0 < lr < float("inf"):
+            raise ValueError(f"fit: a learning rate must be finite and > 0; got {optimizer!r}")
+        return default_optimizer(lr)
+    if callable(optimizer):
+        if optimizer not in _SCHEDULED:
+            if not _is_schedule(optimizer):
+                raise TypeError(
+                    f"fit: optimizer {optimizer!r} is callable but not a schedule (calling it with "
+                    "the step count 0 must return a number); pass an optax GradientTransformation "
+                    "(e.g. optax.adam(1e-3)), a learning rate or an optax schedule")
+            _SCHEDULED[optimizer] = optax.adam(optimizer)
+        return _SCHEDULED[optimizer]
+    raise TypeError(
+        "fit: optimizer must be an optax GradientTransformation, a learning rate, an optax "
+        f"schedule or None; got {type(optimizer).__name__}"
+    )
+
+
+def describe_optimizer(opt) -> dict:
+    """What a file can record of ``opt``: ``{"adam": lr}`` for a default Adam, else its repr."""
+    for lr, o in _ADAMS.items():
+        if o is opt:
+            return {"adam": lr}
+    return {"custom": repr(opt)[:200]}
+
+
+def continuation_optimizer(result, optimizer):
+    """The optimizer for continuing ``result`` (a FitResult): ``optimizer`` if given, else its own."""
+    if optimizer is not None:
+        return resolve_optimizer(optimizer)
+    if result.optimizer is None:
+        raise ValueError(
+            "fit: this FitResult was loaded from a file and used a custom optimizer, which "
+            "cannot be stored; pass optimizer= (the same one) to continue"
+        )
+    return result.optimizer
+
+
+def restore_opt_state(result, optimizer):
+    """``result``'s optimizer state, checked against ``optimizer``'s structure and shapes.
+
+    Raises:
+      ValueError: the state does not match (a different optax chain).
+    """
+    init = optimizer.init if result.batch_size is None else jax.vmap(optimizer.init)
+    with jax.numpy_dtype_promotion("standard"):
+        want = jax.eval_shape(init, result.params)
+    want_leaves, treedef = jax.tree_util.tree_flatten(want)
+    stored = isinstance(result.opt_state, OptLeaves)
+    have = list(result.opt_state) if stored else jax.tree_util.tree_leaves(result.opt_state)
+    same = len(have) == len(want_leaves) and all(
+        tuple(np.shape(h)) == tuple(w.shape) for h, w in zip(have, want_leaves)
+    )
+    if not stored:
+        same = same and jax.tree_util.tree_structure(result.opt_state) == treedef
+    if not same:
+        raise ValueError(
+            "fit: the optimizer's state does not match this FitResult's (a different optax "
+            "chain?). Continue with the same optimizer, or restart the optimizer with "
+            "fit(result.distribution, ...)."
+        )
+    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(h) for h in have])

@@ -136,3 +136,15 @@ def test_experiments_install_inside_vikl_only():
     # A top-level `experiments` package in site-packages would shadow users' own.
     text = (PACKAGE.parent / "pyproject.toml").read_text()
     assert 'include = ["vikl*"]' in text
+
+
+def test_no_function_in_the_library_is_over_80_lines():
+    # Long functions were where the fit loop tangled (issue 20); keep them short.
+    long = []
+    for name, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{name}.{node.name}: {lines} lines")
+    assert long == []

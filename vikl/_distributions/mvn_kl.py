@@ -227,6 +227,29 @@ def _kl2_woodbury_direct(diff, vp, log_vp, wp, vq, wq):
     return total, size
 
 
+def _t0_near(ap, aq):
+    """``T0 = 2 KL(N(0, I + Ap Ap^T) ‖ N(0, I + Aq Aq^T))`` for :func:`_kl2_woodbury_near`."""
+    if ap is not None and aq is not None:
+        d, k = ap.shape[-2], ap.shape[-1] + aq.shape[-1]
+        if d > k:
+            batch = jnp.broadcast_shapes(aq.shape[:-2], ap.shape[:-2])
+            both = jnp.concatenate(
+                [jnp.broadcast_to(aq, batch + aq.shape[-2:]), jnp.broadcast_to(ap, batch + ap.shape[-2:])],
+                axis=-1,
+            )
+            # T0 depends on the basis only through its span (first order too), so Q needs no gradient.
+            basis = jax.lax.stop_gradient(jnp.linalg.qr(both, mode="reduced")[0])
+            yq, yp = jnp.swapaxes(basis, -2, -1) @ aq, jnp.swapaxes(basis, -2, -1) @ ap
+        else:
+            yq, yp = aq, ap
+        return _kl2_identity_plus(yp, yq)
+    if ap is not None:
+        return _kl2_identity_plus(jnp.swapaxes(ap, -2, -1), None)
+    if aq is not None:
+        return _kl2_identity_plus(None, jnp.swapaxes(aq, -2, -1))
+    return 0.0
+
+
 def _kl2_woodbury_near(diff, vp, log_vp, wp, vq, wq):
     """``(2 KL, size)`` from terms that each vanish as p -> q, in ``O(d r^2)``.
 
@@ -256,27 +279,7 @@ def _kl2_woodbury_near(diff, vp, log_vp, wp, vq, wq):
     size = total  # every piece is added with its magnitude; this one is >= 0
     ap = None if wp is None else wp * jax.lax.rsqrt(vp)[..., None]
     aq = None if wq is None else wq * inv_sq[..., None]
-    # T0
-    if ap is not None and aq is not None:
-        d, k = ap.shape[-2], ap.shape[-1] + aq.shape[-1]
-        if d > k:
-            batch = jnp.broadcast_shapes(aq.shape[:-2], ap.shape[:-2])
-            both = jnp.concatenate(
-                [jnp.broadcast_to(aq, batch + aq.shape[-2:]), jnp.broadcast_to(ap, batch + ap.shape[-2:])],
-                axis=-1,
-            )
-            # T0 depends on the basis only through its span (first order too), so Q needs no gradient.
-            basis = jax.lax.stop_gradient(jnp.linalg.qr(both, mode="reduced")[0])
-            yq, yp = jnp.swapaxes(basis, -2, -1) @ aq, jnp.swapaxes(basis, -2, -1) @ ap
-        else:
-            yq, yp = aq, ap
-        t0 = _kl2_identity_plus(yp, yq)
-    elif ap is not None:
-        t0 = _kl2_identity_plus(jnp.swapaxes(ap, -2, -1), None)
-    elif aq is not None:
-        t0 = _kl2_identity_plus(None, jnp.swapaxes(aq, -2, -1))
-    else:
-        t0 = 0.0
+    t0 = _t0_near(ap, aq)
     total = total + t0
     # T0's solves with the factor of I + Aq Aq^T lose about its condition number, bounded
     # by 1 + |Aq|_F^2, in relative accuracy (measured: 2e-3 relative in float32 for

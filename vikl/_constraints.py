@@ -160,8 +160,10 @@ class _Real(Constraint):
         return f"{_nonfinite_counts(x) or 'no non-finite'} value(s) (shape {x.shape})"
 
 
-class _Logits(Constraint):
+class _Logits(_Real):
     """Log-probabilities up to a constant: ``-inf`` (probability 0) is allowed, NaN is not.
+
+    Unconstrained like :class:`_Real` (its identity maps), with a looser check.
 
     Scalar log-odds (``event_dim=0``, Bernoulli-like families) may be ``+inf``
     too (probability 1). Logit vectors (``event_dim=1``, normalized by a
@@ -186,12 +188,6 @@ class _Logits(Constraint):
             return ~jnp.isnan(x)
         ok = _all_event(~jnp.isnan(x) & (x < jnp.inf), self.event_dim)
         return ok & jnp.any(jnp.isfinite(x), axis=-1)
-
-    def forward(self, u):
-        return u
-
-    def inverse(self, x):
-        return x
 
     def describe_violation(self, x):
         x = np.asarray(x)

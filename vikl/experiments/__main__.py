@@ -20,6 +20,7 @@ import sys
 import time
 
 from vikl.experiments import EXPERIMENTS
+from vikl.experiments._common import command_prefix
 
 #: The PNGs shown in the README, per experiment (copied by ``--readme-figures``).
 README_FIGURES = {
@@ -38,14 +39,15 @@ README_FIGURES = {
 
 def _list() -> None:
     width = max(map(len, EXPERIMENTS))
-    print("Experiments (run one with: python -m experiments.<name> [--out DIR] [--seed N] [--quick]):\n")
+    cmd = command_prefix()
+    print(f"Experiments (run one with: {cmd}.<name> [--out DIR] [--seed N] [--quick]):\n")
     for name, summary in EXPERIMENTS.items():
         print(f"  {name:<{width}}  {summary}")
-    print("\nRun them all with: python -m experiments all [--quick]")
+    print(f"\nRun them all with: {cmd} all [--quick]")
 
 
 def _run_all(argv) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments all",
+    parser = argparse.ArgumentParser(prog=f"{command_prefix()} all",
                                      description="Runs every experiment in turn.")
     parser.add_argument("--out", default="out", help="root directory (default: out); each writes to OUT/<name>")
     parser.add_argument("--seed", type=int, default=0)

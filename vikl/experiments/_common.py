@@ -30,11 +30,18 @@ def bits(nats):
     return nats / LN2
 
 
+def command_prefix() -> str:
+    """``python -m experiments`` when started through a clone's alias, else ``python -m vikl.experiments``."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    started_as = (getattr(spec, "name", None) or "").split(".")[0]
+    return "python -m experiments" if started_as == "experiments" else "python -m vikl.experiments"
+
+
 def build_parser(name: str, doc: str) -> argparse.ArgumentParser:
     """The command-line interface every experiment shares."""
     lines = (doc or name).strip().splitlines()
     parser = argparse.ArgumentParser(
-        prog=f"python -m experiments.{name}",
+        prog=f"{command_prefix()}.{name}",
         description=lines[0],
         epilog="\n".join(lines[1:]).strip() or None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -148,7 +155,7 @@ def main(name: str, doc: str, run: Callable[[Context], dict], argv=None) -> dict
         results = run(ctx)
     record = {
         "experiment": name,
-        "command": f"python -m experiments.{name}" + (" --quick" if ctx.quick else "")
+        "command": f"{command_prefix()}.{name}" + (" --quick" if ctx.quick else "")
         + (f" --seed {ctx.seed}" if ctx.seed else ""),
         "seed": ctx.seed,
         "quick": ctx.quick,

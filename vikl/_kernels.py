@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import digamma
+from jax.scipy.special import digamma, gammaln
 
-from vikl._math import x_minus_log1p
 from vikl._special import (
     HALF_LOG_2PI,
     cross_ratio_minus_one,
@@ -26,6 +25,8 @@ from vikl._special import (
     lgamma_remainder_bregman,
     log_ratio,
     stirling_remainder,
+    times_phi,
+    trigamma,
 )
 
 __all__ = [
@@ -63,9 +64,12 @@ def _gamma_mean_ratio(a1, b1, a2, b2, log_r):
     """
     t = (a1 / a2) * (b2 / b1)
     near = jnp.abs(t - 1) < 0.5
-    t_minus_1 = jnp.where(near, cross_ratio_minus_one(a1, a2, b1, b2), t - 1)
     finite = (t > jnp.finfo(t.dtype).tiny) & (t < jnp.finfo(t.dtype).max)
     log_t = jnp.where(finite, jnp.log(jnp.where(finite, t, 1.0)), log_ratio(a1, a2, a1 - a2) + log_r)
+    # a1 / a2 may overflow (or underflow) where t does not: Gamma(1e10, 1e-10) against
+    # Gamma(1e-30, 1e-30) has t = 1e20, a1 / a2 = 1e40 (float32); t then comes from log t.
+    far = jnp.where(finite, t - 1, jnp.expm1(log_t))
+    t_minus_1 = jnp.where(near, cross_ratio_minus_one(a1, a2, b1, b2), far)
     return t_minus_1, log_t
 
 
@@ -88,13 +92,13 @@ def gamma_kl(a1, b1, a2, b2):
     """
     r_minus_1 = (b2 - b1) / b1
     log_r = log_ratio(b2, b1, b2 - b1)
-    scale_term = x_minus_log1p(r_minus_1, log_r)
+    scale_term = times_phi(a1, r_minus_1, log_r)
     d = lgamma_bregman(a2, a1, a2 - a1)
     shape_term = (a1 - a2) * log_r
-    bregman = d + a1 * scale_term + shape_term
-    bregman_size = d + a1 * scale_term + jnp.abs(shape_term)
+    bregman = d + scale_term + shape_term
+    bregman_size = d + scale_term + jnp.abs(shape_term)
     t_minus_1, log_t = _gamma_mean_ratio(a1, b1, a2, b2, log_r)
-    mean_term = a2 * x_minus_log1p(t_minus_1, log_t)
+    mean_term = times_phi(a2, t_minus_1, log_t)
     rem, rem_size = lgamma_remainder_bregman(a2, a1, a2 - a1)
     use = mean_term + rem_size < bregman_size
     return jnp.where(use, mean_term + rem, bregman)
@@ -117,8 +121,24 @@ def beta_neg_entropy(a, b):
 
 @jax.jit
 def beta_kl(a1, b1, a2, b2):
-    """KL(Beta(a1, b1) ‖ Beta(a2, b2)); see ``beta_kl_and_size``."""
-    return beta_kl_and_size(a1, b1, a2, b2)[0]
+    """KL(Beta(a1, b1) ‖ Beta(a2, b2)); see ``beta_kl_and_size``.
+
+    A negative value within rounding error of 0 is returned as 0. Where every form meets
+    ``inf - inf`` (a concentration near the float minimum next to
+    a large one: ``a2 digamma(a1) ~ -a2 / a1`` overflows), the value is ``+inf``, not NaN.
+    The KL is then of the order of that ratio (``KL(Beta(1e-30, 1e-30) ‖ Beta(1e-30, 1e10))
+    = 5e39`` in float32) and beyond the float range in every case the issue-19 sweep
+    met; a finite KL that needs an overflowing intermediate (possible in principle) is
+    not recovered.
+    """
+    value, size = beta_kl_and_size(a1, b1, a2, b2)
+    finite = jnp.isfinite(a1) & jnp.isfinite(b1) & jnp.isfinite(a2) & jnp.isfinite(b2)
+    # A negative value within the form's rounding error (a few ulps of its terms' total
+    # size) is rounding: the KL is >= 0, so 0 is as close to it (e.g. -4.6e-29 for 1e-10
+    # in float32 at Beta(1e-30, 1e10) ‖ Beta(1e-30, 1e30), a term of 1e-40 flushed to 0).
+    rounding = (value < 0) & (value >= -8 * jnp.finfo(value.dtype).eps * size)
+    value = jnp.where(rounding, 0.0, value)
+    return jnp.where(jnp.isnan(value) & finite, jnp.inf, value)
 
 
 def beta_kl_and_size(a1, b1, a2, b2):
@@ -158,18 +178,46 @@ def beta_kl_and_size(a1, b1, a2, b2):
     ys, xs, ks = (jnp.stack([jnp.broadcast_to(v, shape) for v in col]) for col in ((s1, b2), (b1, b1), (a1, db)))
     g_s1b, g_b = digamma_difference(ys, xs, ks)
     bregman = (d_a, d_b, -d_s)
-    regrouped = (d_a, ds * g_s1b, -a2 * g_b, d_s1b, -d_s2b)
+    # digamma(s1) - digamma(b1) = a1 trigamma(b1) to rounding where a1 < eps b1; formed as
+    # ds a1 trigamma(b1) there, since the difference alone may underflow (1e-40 in float32
+    # at a1 = 1e-30, b1 = 1e10: the KL 1e-10 of Beta(1e-30, 1e10) ‖ Beta(1e-30, 1e30) was lost).
+    tiny_a1 = a1 < jnp.finfo(jnp.result_type(a1)).eps * b1
+    t_b1 = trigamma(b1)
+    a1_t = a1 * t_b1
+    # The product of three in the order that neither underflows nor overflows midway.
+    product = jnp.where(a1_t > jnp.finfo(jnp.result_type(a1)).tiny, ds * a1_t, (ds * t_b1) * a1)
+    ds_g = jnp.where(tiny_a1, product, ds * g_s1b)
+    regrouped = (d_a, ds_g, -a2 * g_b, d_s1b, -d_s2b)
     size_bregman = d_a + d_b + d_s
     size_regrouped = sum((jnp.abs(t) for t in regrouped[1:]), d_a)
     use = size_regrouped < size_bregman
     value = jnp.where(use, sum(regrouped[1:], regrouped[0]), sum(bregman[1:], bregman[0]))
     size = jnp.where(use, size_regrouped, size_bregman)
+    value, size = _beta_kl_tiny_b2(value, size, size_regrouped, regrouped, a2, b1, b2, s2)
     def pair(u, v):
         return jnp.stack(jnp.broadcast_arrays(u, v), axis=-1)
 
     stirling, size_stirling = dirichlet_kl_stirling(pair(a1, b1), pair(a2, b2))
     use = size_stirling < size
     return jnp.where(use, stirling, value), jnp.where(use, size_stirling, size)
+
+
+def _beta_kl_tiny_b2(value, size, size_regrouped, regrouped, a2, b1, b2, s2):
+    """The regrouped Beta KL with ``-a2 Δψ(b2, b1) - D(s2, b2)`` taken as one term, where the
+    two overflow: ``b2`` near the float minimum next to a large ``a2`` (``a2 digamma(b2)``
+    ~ ``-a2 / b2``; float32 ``Beta(1e-10, 1e30) ‖ Beta(1e10, 1e-30)`` gave 0 for 1e20).
+
+    Their ``a2 digamma(b2)`` parts cancel exactly, leaving
+    ``a2 digamma(b1) - (lgamma(s2) - lgamma(b2))``. Used only where the regrouped sum
+    overflowed and this one sums smaller terms, so other inputs keep their values.
+    """
+    d_a, ds_g, _, d_s1b, _ = regrouped
+    psi_term = a2 * digamma(b1)
+    lg_s2, lg_b2 = gammaln(s2), gammaln(b2)
+    combined = d_a + ds_g + (psi_term - (lg_s2 - lg_b2)) + d_s1b
+    combined_size = d_a + jnp.abs(ds_g) + jnp.abs(psi_term) + jnp.abs(lg_s2) + jnp.abs(lg_b2) + jnp.abs(d_s1b)
+    use = ~jnp.isfinite(size_regrouped) & (combined_size < size)
+    return jnp.where(use, combined, value), jnp.where(use, combined_size, size)
 
 
 # ---------------------------------------------------------------- Student t

@@ -410,6 +410,19 @@ def _cross_ratio_minus_one_jvp(primals, tangents):
     return out, (out + 1) * (dw / w + dz / z - dx / x - dy / y)
 
 
+def times_phi(c, u_minus_1, log_u):
+    """``c (u - 1 - log u)`` for ``c > 0``, also where ``u - 1`` overflows but the product does not.
+
+    ``c = 1e-30``, ``u = 1e40`` (float32): ``u`` is ``inf`` but ``c (u - 1 - log u) = 1e10``;
+    there ``exp(log c + log u) - c (1 + log u)`` is used. Elsewhere the value is
+    ``c * x_minus_log1p(u - 1, log u)`` unchanged.
+    """
+    ok = u_minus_1 != jnp.inf  # NaN stays on the direct path (and stays NaN)
+    direct = c * x_minus_log1p(jnp.where(ok, u_minus_1, 0.0), jnp.where(ok, log_u, 0.0))
+    huge = jnp.exp(jnp.log(c) + log_u) - c * (1 + log_u)
+    return jnp.where(ok, direct, huge)
+
+
 def dirichlet_kl_stirling(a, b):
     """``(KL(Dir(a) ‖ Dir(b)), size)`` in the large-concentration form (last axis: components).
 
@@ -427,7 +440,7 @@ def dirichlet_kl_stirling(a, b):
     a0, b0 = jnp.sum(a, axis=-1), jnp.sum(b, axis=-1)
     h = b - a
     log_pq = _safe_log_ratio(a, b) - _safe_log_ratio(a0, b0)[..., None]
-    mean_part = jnp.sum(b * x_minus_log1p(_mean_ratio_minus_one(a, b), log_pq), axis=-1)
+    mean_part = jnp.sum(times_phi(b, _mean_ratio_minus_one(a, b), log_pq), axis=-1)
     parts, part_sizes = lgamma_remainder_bregman(b, a, h)
     whole, whole_size = lgamma_remainder_bregman(b0, a0, jnp.sum(h, axis=-1))
     value = mean_part + jnp.sum(parts, axis=-1) - whole

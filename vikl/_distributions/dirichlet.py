@@ -124,7 +124,13 @@ def _kl_dirichlet_dirichlet(p, q):
             f"{tuple(a.shape)} and {tuple(b.shape)})."
         )
     dtype = jnp.result_type(a, b)  # mixed precisions promote (the scan-free kernels need one dtype)
-    return _kl_concentrations(*jnp.broadcast_arrays(jnp.asarray(a, dtype), jnp.asarray(b, dtype)))
+    a, b = jnp.broadcast_arrays(jnp.asarray(a, dtype), jnp.asarray(b, dtype))
+    value = _kl_concentrations(a, b)
+    # As for Beta (``_kernels.beta_kl``): NaN from finite inputs is inf - inf of terms that
+    # overflowed next to a concentration near the float minimum (Dir(1e-300, 1e-300) ‖
+    # Dir(1e-300, 1e10) in float64: KL 5e309), so the KL is +inf.
+    finite = jnp.all(jnp.isfinite(a) & jnp.isfinite(b), axis=-1)
+    return jnp.where(jnp.isnan(value) & finite, jnp.inf, value)
 
 
 @jax.custom_jvp

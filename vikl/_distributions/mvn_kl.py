@@ -19,6 +19,8 @@ with ``r - 1 = (Lp_ii - Lq_ii)(Lp_ii + Lq_ii) / Lq_ii^2`` and
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 from jax import lax
@@ -37,6 +39,7 @@ from vikl._math import x_minus_log1p
 __all__: list[str] = []
 
 _GAUSSIANS = (MultivariateNormalDiag, MultivariateNormal, LowRankMultivariateNormal)
+_LN2 = 0.6931471805599453
 
 
 def _after(x, dep):
@@ -66,9 +69,20 @@ def _scale_term(sp, sq):
     return x_minus_log1p(d * (2 + d), 2 * (jnp.log(sp) - jnp.log(sq)))
 
 
-def _var_term(vp, log_vp, vq):
+def _var_term(vp, log_vp, vq, log_vq):
     """``g(vp/vq)`` for variances ``vp``, ``vq`` (cancellation-free)."""
-    return x_minus_log1p((vp - vq) / vq, log_vp - jnp.log(vq))
+    return x_minus_log1p((vp - vq) / vq, log_vp - log_vq)
+
+
+class _Side(NamedTuple):
+    """One diagonal or low-rank Gaussian for the Woodbury forms: diagonal variances ``v``
+    (in units of a common power of two), their logs, the factor ``w`` (same units) and
+    ``a = w / sqrt(v)`` (unit-free; None with ``w``)."""
+
+    v: jax.Array
+    log_v: jax.Array
+    w: jax.Array | None
+    a: jax.Array | None
 
 
 def _common(p, q):
@@ -103,12 +117,20 @@ def _kl_tril(lp, lq, diff):
     d = diff.shape[-1]
     batch = diff.shape[:-1]
     lp = jnp.broadcast_to(lp, batch + (d, d))
+    # mp - mq in units of 2^g where it is 2^limit times q's smallest scale or more: the
+    # solve's entries then stay finite, and |z|^2 = 4^g |z_g|^2 overflows to +inf, not NaN.
+    eq = jnp.frexp(lax.stop_gradient(jnp.min(jnp.abs(_diag(lq)), axis=-1)))[1]
+    g = _location_exponent(diff, eq, _limits(diff.dtype)[1])
+    diff = jnp.ldexp(diff, -g[..., None])
     rhs_t = jnp.concatenate([jnp.swapaxes(lp, -2, -1), diff[..., None, :]], axis=-2)
     upper = jnp.swapaxes(jnp.broadcast_to(lq, batch + (d, d)), -2, -1)
     y = lax.linalg.triangular_solve(upper, rhs_t, left_side=False, lower=False)
     m_t, z = y[..., :d, :], y[..., d, :]
     scale = jnp.sum(_scale_term(_diag(lp), _diag(lq)), axis=-1)
-    kl = 0.5 * (_strict_lower_sq(jnp.swapaxes(m_t, -2, -1)) + scale + jnp.sum(z * z, axis=-1))
+    # Halved term by term (exact, so the same value as ½ of the sum) to stay finite up to
+    # a KL at the float maximum.
+    half_maha = jnp.ldexp(jnp.sum(z * z, axis=-1), 2 * g - 1)
+    kl = 0.5 * _strict_lower_sq(jnp.swapaxes(m_t, -2, -1)) + 0.5 * scale + half_maha
     # Every term is >= 0, so an overflowed scale term (a diagonal ratio Lp_ii / Lq_ii
     # beyond the float range) makes the KL +inf; the solve itself then has inf * 0 = NaN.
     return jnp.where(scale == jnp.inf, jnp.inf, kl)
@@ -154,7 +176,38 @@ def _kl2_identity_plus(np_, nq):
     return _strict_lower_sq(m) + jnp.sum(x_minus_log1p(x, log1p_x), axis=-1)
 
 
-def _kl_woodbury(diff, vp, log_vp, wp, vq, wq):
+def _pow2_exponent(x, limit):
+    """Integer ``e`` with ``2^e`` of the order of ``x > 0`` where ``|e| > limit``, else 0.
+
+    Scaling by ``2^-e`` is exact; it is skipped (``e = 0``) for moderate ``x``, so those
+    inputs give bit for bit the values of the unscaled computation.
+    """
+    e = jnp.frexp(x)[1]
+    return jnp.where(jnp.abs(e) > limit, e, 0)
+
+
+def _limits(dtype):
+    """``(covariance, location)`` exponent limits: past them the operands are rescaled."""
+    return (150, 400) if jnp.finfo(dtype).bits == 64 else (20, 40)
+
+
+def _location_exponent(diff, e, limit):
+    """``g``: the exponent of ``max |mp - mq|`` in units of ``2^e`` where it exceeds ``limit``,
+    else 0 (batch shape)."""
+    big = lax.stop_gradient(jnp.max(jnp.abs(diff), axis=-1))
+    ed = jnp.frexp(jnp.where(big > 0, big, 1))[1] - e
+    return jnp.where(ed > limit, ed, 0)
+
+
+def _rescale_diff(diff, e, limit):
+    """``(diff 2^-(e + g), g)``: the location difference in units of ``2^e`` (the scale of q),
+    scaled by a further ``2^-g`` where it is ``2^limit`` times that scale or more, so that
+    its square does not overflow (the Mahalanobis term is then ``4^g`` times the scaled one)."""
+    g = _location_exponent(diff, e, limit)
+    return jnp.ldexp(diff, -(e + g)[..., None]), g
+
+
+def _kl_woodbury(diff, p, q):
     """KL between ``N(mp, Wp Wp^T + diag(vp))`` and ``N(mq, Wq Wq^T + diag(vq))`` (``wp`` or
     ``wq`` may be None), in ``O(d r^2)`` with ``r`` the total rank.
 
@@ -168,19 +221,37 @@ def _kl_woodbury(diff, vp, log_vp, wp, vq, wq):
     * ``_kl2_woodbury_direct`` (the textbook trace + log-determinant + Mahalanobis sum,
       as torch.distributions computes it): its terms are of the order of the log
       determinants, which is what the KL itself is made of when p and q are far apart.
+
+    ``diff`` is in units of ``2^g`` (``_rescale_diff``): each form returns its Mahalanobis
+    part ``maha`` (scaled by ``4^-g``) apart from the ``rest``, and ``2 KL = rest + 4^g maha``,
+    so a location difference whose square overflows gives ``+inf``, not ``inf - inf``.
     """
-    near, near_size = _kl2_woodbury_near(diff, vp, log_vp, wp, vq, wq)
+    diff, g = diff
+    near, near_size, near_rest, near_maha = _kl2_woodbury_near(diff, p, q)
     # The direct form's LAPACK calls wait for the near form's (see _after).
-    direct, direct_size = _kl2_woodbury_direct(diff, _after(vp, near), log_vp, wp, _after(vq, near), wq)
+    direct, direct_size, direct_rest, direct_maha = _kl2_woodbury_direct(
+        diff, _side_after(p, near), _side_after(q, near)
+    )
     # A form whose factorization failed (NaN) is never taken over a finite one.
     use_direct = jnp.where(
         jnp.isfinite(near_size), jnp.isfinite(direct_size) & (direct_size < near_size), True
     )
-    return 0.5 * jnp.where(use_direct, direct, near)
+    value = jnp.where(use_direct, direct, near)
+    rest, maha = jnp.where(use_direct, direct_rest, near_rest), jnp.where(use_direct, direct_maha, near_maha)
+    # g = 0 (every location difference below 2^limit scales): the terms in their usual order,
+    # unless their sum overflows where the KL itself (half of it) may not.
+    split = 0.5 * rest + jnp.ldexp(jnp.maximum(maha, 0), 2 * g - 1)
+    return jnp.where((g == 0) & (value < jnp.inf), 0.5 * value, split)
 
 
-def _kl2_woodbury_direct(diff, vp, log_vp, wp, vq, wq):
-    """``(2 KL, size)`` from ``tr(Sq^-1 Sp) - d + log det Sq - log det Sp + y^T Sq^-1 y``.
+def _side_after(side, dep):
+    """``side`` with ``v`` and ``a`` (the LAPACK operands) computed after ``dep`` (see _after)."""
+    return side._replace(v=_after(side.v, dep), a=None if side.a is None else _after(side.a, dep))
+
+
+def _kl2_woodbury_direct(diff, p, q):
+    """``(2 KL, size, rest, maha)`` from ``tr(Sq^-1 Sp) - d + log det Sq - log det Sp + y^T Sq^-1 y``
+    (``maha = y^T Sq^-1 y``, ``rest`` the other terms).
 
     With ``Aq = Wq / sqrt(vq)``, ``Cq = I + Aq^T Aq = Lc Lc^T`` and ``R = vp / vq``,
     ``Sq^-1 = Dq^-1/2 (I - Aq Cq^-1 Aq^T) Dq^-1/2``, so, with ``G = Wp / sqrt(vq)``,
@@ -188,13 +259,15 @@ def _kl2_woodbury_direct(diff, vp, log_vp, wp, vq, wq):
     determinants come from the capacitance Cholesky factors. ``size`` is the sum of the
     magnitudes of the terms.
     """
+    vp, log_vp, wp, ap = p
+    vq, log_vq, wq, aq = q
     d = diff.shape[-1]
     inv_sq = jax.lax.rsqrt(vq)
     y = diff * inv_sq
     r = vp * inv_sq * inv_sq
     trace = jnp.sum(r, axis=-1)
     maha = jnp.sum(y * y, axis=-1)
-    ld_q = jnp.sum(jnp.log(vq), axis=-1)
+    ld_q = jnp.sum(log_vq, axis=-1)
     ld_p = jnp.sum(log_vp, axis=-1)
     minus = 0.0
     g = None
@@ -202,11 +275,9 @@ def _kl2_woodbury_direct(diff, vp, log_vp, wp, vq, wq):
     if wp is not None:
         g = wp * inv_sq[..., None]
         trace = trace + jnp.sum(jnp.square(g), axis=(-2, -1))
-        ap = wp * jax.lax.rsqrt(vp)[..., None]
         cap_p = gram_tril(ap, jnp.ones(ap.shape[-1:], ap.dtype))
         ld_p = ld_p + 2 * jnp.sum(jnp.log(_diag(cap_p)), axis=-1)
     if wq is not None:
-        aq = wq * inv_sq[..., None]
         aqt = jnp.swapaxes(aq, -2, -1)
         ones = jnp.ones(aq.shape[-1:], aq.dtype)
         cap_q = gram_tril(aq if cap_p is None else _after(aq, cap_p), ones)
@@ -222,9 +293,10 @@ def _kl2_woodbury_direct(diff, vp, log_vp, wp, vq, wq):
         trace = trace - minus_trace
         maha = maha - minus_maha
         minus = minus_trace + minus_maha
-    total = trace - d + ld_q - ld_p + maha
+    rest = trace - d + ld_q - ld_p
+    total = rest + maha
     size = jnp.abs(trace) + 2 * minus + d + jnp.abs(ld_q) + jnp.abs(ld_p) + jnp.abs(maha)
-    return total, size
+    return total, size, rest, maha
 
 
 def _t0_near(ap, aq):
@@ -250,8 +322,9 @@ def _t0_near(ap, aq):
     return 0.0
 
 
-def _kl2_woodbury_near(diff, vp, log_vp, wp, vq, wq):
-    """``(2 KL, size)`` from terms that each vanish as p -> q, in ``O(d r^2)``.
+def _kl2_woodbury_near(diff, p, q):
+    """``(2 KL, size, rest, maha)`` from terms that each vanish as p -> q, in ``O(d r^2)``
+    (``maha = y^T K^-1 y``, ``rest`` the other terms).
 
     With ``Ap = Wp / sqrt(vp)``, ``Aq = Wq / sqrt(vq)``, ``R = vp / vq``, ``y = (mp - mq) / sqrt(vq)``
     and ``K = I + Aq Aq^T``, in q's diagonal frame ``Sq -> K`` and
@@ -272,15 +345,17 @@ def _kl2_woodbury_near(diff, vp, log_vp, wp, vq, wq):
     q keep most of their digits: the error is about ``eps / delta`` relative for covariances
     that differ by a factor ``1 + delta`` (the plain Woodbury formula: ``eps / delta^2``).
     """
+    vp, log_vp, wp, ap = p
+    vq, log_vq, wq, aq = q
     inv_sq = jax.lax.rsqrt(vq)
     y = diff * inv_sq
     rho = (vp - vq) / vq
-    total = jnp.sum(_var_term(vp, log_vp, vq) + y * y, axis=-1)
+    var_terms = _var_term(vp, log_vp, vq, log_vq)
+    total = jnp.sum(var_terms + y * y, axis=-1)
     size = total  # every piece is added with its magnitude; this one is >= 0
-    ap = None if wp is None else wp * jax.lax.rsqrt(vp)[..., None]
-    aq = None if wq is None else wq * inv_sq[..., None]
+    rest, maha = jnp.sum(var_terms, axis=-1), jnp.sum(y * y, axis=-1)
     t0 = _t0_near(ap, aq)
-    total = total + t0
+    total, rest = total + t0, rest + t0
     # T0's solves with the factor of I + Aq Aq^T lose about its condition number, bounded
     # by 1 + |Aq|_F^2, in relative accuracy (measured: 2e-3 relative in float32 for
     # diagonals of 1e-6 next to unit factors, where the direct form is exact to 1e-7).
@@ -289,7 +364,7 @@ def _kl2_woodbury_near(diff, vp, log_vp, wp, vq, wq):
     # T1 and the low-rank part of the Mahalanobis term
     if ap is not None:
         piece = jnp.sum(rho[..., None] * jnp.square(ap), axis=(-2, -1))
-        total, size = total + piece, size + jnp.abs(piece)
+        total, size, rest = total + piece, size + jnp.abs(piece), rest + piece
     if aq is not None:
         aqt = jnp.swapaxes(aq, -2, -1)
         # After T0's LAPACK calls (see _after); t0 is an array whenever aq is not None.
@@ -301,9 +376,9 @@ def _kl2_woodbury_near(diff, vp, log_vp, wp, vq, wq):
         sol = solve_triangular(cap_q, rhs, lower=True)
         v, vy = sol[..., :-1], sol[..., -1]
         piece = jnp.sum(jnp.square(vy), axis=-1)
-        total, size = total - piece, size + piece
+        total, size, maha = total - piece, size + piece, maha - piece
         piece = jnp.sum(rho[..., None, :] * jnp.square(v), axis=(-2, -1))
-        total, size = total - piece, size + jnp.abs(piece)
+        total, size, rest = total - piece, size + jnp.abs(piece), rest - piece
         if ap is not None:
             sqrt_r = jnp.sqrt(vp * inv_sq * inv_sq)
             rp = ap.shape[-1]
@@ -311,8 +386,8 @@ def _kl2_woodbury_near(diff, vp, log_vp, wp, vq, wq):
                 [ap * (rho / (sqrt_r + 1))[..., None], ap * (sqrt_r + 1)[..., None]], axis=-1
             )
             piece = jnp.sum(ef[..., :rp] * ef[..., rp:], axis=(-2, -1))
-            total, size = total - piece, size + jnp.abs(piece)
-    return total, size
+            total, size, rest = total - piece, size + jnp.abs(piece), rest - piece
+    return total, size, rest, maha
 
 
 def _is_dense(dist):
@@ -342,12 +417,57 @@ def _kl_dense(p, q, diff):
     return _kl_tril(lp, _cov_tril(q, lp), diff)
 
 
-def _lowrank_parts(p):
-    return p.cov_diag, jnp.log(p.cov_diag), p.cov_factor
+def _scaled_parts(dist, e):
+    """``_Side`` of a diagonal or low-rank Gaussian in units of ``2^e`` for standard deviations
+    (exact; ``e`` has the batch shape). The logs and ``a`` come from the unscaled parameters,
+    so they stay finite where a variance of p under- or overflows in q's units."""
+    shift = (2 * e[..., None]).astype(dist.loc.dtype) * _LN2
+    if isinstance(dist, MultivariateNormalDiag):
+        s = jnp.ldexp(dist.scale_diag, -e[..., None])
+        return _Side(jnp.square(s), 2 * jnp.log(dist.scale_diag) - shift, None, None)
+    v = jnp.ldexp(dist.cov_diag, -2 * e[..., None])
+    a = dist.cov_factor * lax.rsqrt(dist.cov_diag)[..., None]
+    return _Side(v, jnp.log(dist.cov_diag) - shift, jnp.ldexp(dist.cov_factor, -e[..., None, None]), a)
 
 
-def _diag_parts(p):
-    return jnp.square(p.scale_diag), 2 * jnp.log(p.scale_diag), None
+def _kl_woodbury_rescaled(p, q, diff):
+    """The Woodbury KL with both Gaussians and ``mp - mq`` in units of q's diagonal scale.
+
+    A power-of-two rescaling of all three changes no KL and no rounding, but keeps the
+    squares and ratios of the forms inside the float range: a ``MultivariateNormalDiag``
+    q with ``scale_diag = 1e-30`` has a variance of 1e-60 (0 in float32), and ``mp - mq``
+    of 3e29 over a scale of 1e-15 overflows. Moderate scales (``2^-20 ... 2^20`` in
+    float32, ``2^-150 ... 2^150`` in float64) are not rescaled: bit-identical values there.
+    """
+    cov_limit, loc_limit = _limits(diff.dtype)
+    if isinstance(q, MultivariateNormalDiag):
+        e = _pow2_exponent(lax.stop_gradient(jnp.max(q.scale_diag, axis=-1)), cov_limit)
+    else:
+        e = _pow2_exponent(lax.stop_gradient(jnp.max(q.cov_diag, axis=-1)), 2 * cov_limit) // 2
+    e = jnp.broadcast_to(e, diff.shape[:-1])
+    ps, qs = _scaled_parts(p, e), _scaled_parts(q, e)
+    diff = _rescale_diff(diff, e, loc_limit)
+    kl = _kl_woodbury(diff, ps, qs)
+    # KL(p ‖ q) >= KL between any two marginals: where one of those overflows (a variance
+    # ratio or a squared location difference past the float range), the KL is +inf,
+    # whatever inf - inf the Woodbury forms met on the way.
+    return jnp.where(_marginal_bound(diff, ps.v, ps.w, qs.v, qs.w) == jnp.inf, jnp.inf, kl)
+
+
+def _marginal_bound(diff, vp, wp, vq, wq):
+    """``max_i KL(p_i ‖ q_i)`` over the one-dimensional marginals (``diff`` as from
+    ``_rescale_diff``): a lower bound of the KL, used to detect an overflowing one."""
+    diff, g = diff
+
+    def marginal_sd(v, w):
+        return jnp.sqrt(v if w is None else v + jnp.sum(jnp.square(w), axis=-1))
+
+    sp, sq = marginal_sd(vp, wp), marginal_sd(vq, wq)
+    z = diff / sq
+    # A marginal sd of p that underflowed in q's units bounds nothing (its term is finite).
+    scale = jnp.where(sp > 0, _scale_term(jnp.where(sp > 0, sp, sq), sq), 0)
+    terms = scale + jnp.ldexp(z * z, 2 * g[..., None])
+    return 0.5 * jnp.max(terms, axis=-1)
 
 
 # ----------------------------------------------------------------------------- full rank
@@ -380,7 +500,7 @@ def _kl_tril_diag(lp, sq, diff):
     m = lp / sq[..., :, None]
     z = diff / sq
     scale = jnp.sum(_scale_term(_diag(lp), sq), axis=-1)
-    return 0.5 * (_strict_lower_sq(m) + scale + jnp.sum(z * z, axis=-1))
+    return 0.5 * _strict_lower_sq(m) + 0.5 * scale + jnp.sum((0.5 * z) * z, axis=-1)
 
 
 @register_kl(LowRankMultivariateNormal, MultivariateNormal)
@@ -406,7 +526,8 @@ def _kl_diag_diag(p, q):
     """KL(N(mp, diag(sp^2)) ‖ N(mq, diag(sq^2))) = 1/2 sum_i [g(sp_i^2/sq_i^2) + ((mp_i - mq_i)/sq_i)^2]."""
     _, _, diff = _common(p, q)
     z = diff / q.scale_diag
-    return 0.5 * jnp.sum(_scale_term(p.scale_diag, q.scale_diag) + z * z, axis=-1)
+    # ½ taken term by term (exact): finite up to a KL at the float maximum.
+    return jnp.sum(0.5 * _scale_term(p.scale_diag, q.scale_diag) + (0.5 * z) * z, axis=-1)
 
 
 @register_kl(LowRankMultivariateNormal, LowRankMultivariateNormal)
@@ -416,7 +537,7 @@ def _kl_lowrank_lowrank(p, q):
     _, _, diff = _common(p, q)
     if _is_dense(p) or _is_dense(q):
         return _kl_dense(p, q, diff)
-    return _kl_woodbury(diff, *_lowrank_parts(p), q.cov_diag, q.cov_factor)
+    return _kl_woodbury_rescaled(p, q, diff)
 
 
 @register_kl(LowRankMultivariateNormal, MultivariateNormalDiag)
@@ -426,7 +547,7 @@ def _kl_lowrank_diag(p, q):
     _, _, diff = _common(p, q)
     if _is_dense(p):
         return _kl_tril_diag(_cov_tril(p), q.scale_diag, diff)
-    return _kl_woodbury(diff, *_lowrank_parts(p), jnp.square(q.scale_diag), None)
+    return _kl_woodbury_rescaled(p, q, diff)
 
 
 @register_kl(MultivariateNormalDiag, LowRankMultivariateNormal)
@@ -436,7 +557,7 @@ def _kl_diag_lowrank(p, q):
     _, _, diff = _common(p, q)
     if _is_dense(q):
         return _kl_dense(p, q, diff)
-    return _kl_woodbury(diff, *_diag_parts(p), q.cov_diag, q.cov_factor)
+    return _kl_woodbury_rescaled(p, q, diff)
 
 
 # ----------------------------------------------------------------------------- 1-D with Normal
@@ -457,8 +578,11 @@ def _as_1d(dist, other, where):
 
 
 def _kl_1d(mp, sp, mq, sq):
+    """``½ [g((sp/sq)^2) + z^2]``, ``z = (mp - mq) / sq``, as ``½ g + (½ z) z``: the same
+    value (halving is exact), but finite up to ``z^2 / 2`` at the float maximum (``z^2``
+    alone overflows from ``z = 1.85e19`` in float32)."""
     z = (mp - mq) / sq
-    return 0.5 * (_scale_term(sp, sq) + z * z)
+    return 0.5 * _scale_term(sp, sq) + (0.5 * z) * z
 
 
 @register_kl(Normal, _GAUSSIANS)

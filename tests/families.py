@@ -63,6 +63,10 @@ EXAMPLES = {
     "Uniform": (lambda: vikl.Uniform(0.2, 0.8), lambda: vikl.Uniform(0.1, 1.0)),
     "LogNormal": (lambda: vikl.LogNormal(0.1, 0.6), lambda: vikl.LogNormal(-0.2, 0.9)),
     "HalfNormal": (lambda: vikl.HalfNormal(1.3), lambda: vikl.HalfNormal(0.8)),
+    "Transformed": (  # a log-normal as Normal pushed through Exp (KLs with LogNormal too)
+        lambda: vikl.Transformed(vikl.Normal(0.3, 0.7), vikl.bijectors.Exp()),
+        lambda: vikl.Transformed(vikl.Normal(-0.1, 1.1), vikl.bijectors.Exp()),
+    ),
     "Gumbel": (lambda: vikl.Gumbel(0.2, 1.1), lambda: vikl.Gumbel(-0.4, 0.8)),
     "Dirichlet": (
         lambda: vikl.Dirichlet(_vec([1.5, 2.0, 3.0])),

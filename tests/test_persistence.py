@@ -258,3 +258,34 @@ def test_batched_and_float64_results_still_round_trip(tmp_path):
 def test_load_from_an_open_file(result, saved):
     with open(saved, "rb") as f:
         assert _same(FitResult.load(f), result)
+
+
+# ----------------------------------------------------------------------------- modules and layouts
+def test_bijector_children_round_trip(tmp_path):
+    """A q holding a learnable bijector (a vikl Module that is not a Distribution) saves and loads."""
+    q0 = vikl.Transformed(vikl.Normal(0.0, 1.0), vikl.bijectors.Affine(0.5, 2.0))
+    res = vikl.fit(q0, vikl.Normal(3.0, 2.0), num_steps=10, key=jax.random.PRNGKey(3), progress=False)
+    res.save(tmp_path / "m.npz")
+    back = FitResult.load(tmp_path / "m.npz")
+    assert isinstance(back.distribution.bijector, vikl.bijectors.Affine) and _same(back, res)
+    meta = json.loads(str(_entries(tmp_path / "m.npz")[META]))
+    assert meta["version"] == 1  # no layout: still written in format 1
+    meta["distribution"]["fields"]["bijector"]["module"] = "vikl._distributions.normal:Normal"
+    _refused(_write(tmp_path / "bad.npz", _entries(tmp_path / "m.npz"), meta), "not a vikl Module")
+    meta["distribution"]["fields"]["bijector"]["module"] = "vikl.bijectors._elementwise:Affine"
+    name = meta["distribution"]["fields"]["bijector"]["fields"]["scale"]["array"]
+    entries = {**_entries(tmp_path / "m.npz"), name: np.full((), -1.0, np.float32)}
+    _refused(_write(tmp_path / "neg.npz", entries, meta), "scale must be")
+
+
+def test_constrained_result_round_trips(tmp_path):
+    res = vikl.fit(vikl.Normal(0.0, 1.0), vikl.Gamma(2.0, 1.0), num_steps=10,
+                   key=jax.random.PRNGKey(4), progress=False)
+    res.save(tmp_path / "c.npz")
+    back = FitResult.load(tmp_path / "c.npz")
+    assert _same(back, res) and type(back.layout) is type(res.layout)
+    np.testing.assert_array_equal(back.draws(jax.random.PRNGKey(0), 20), res.draws(jax.random.PRNGKey(0), 20))
+    meta = json.loads(str(_entries(tmp_path / "c.npz")[META]))
+    assert meta["version"] == 2 and meta["constrained"] is True
+    meta["constrained"] = "yes"
+    _refused(_write(tmp_path / "bad.npz", _entries(tmp_path / "c.npz"), meta), "constrained")

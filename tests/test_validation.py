@@ -50,6 +50,12 @@ INSTANCES.update({
     "RealNVP": lambda: vikl.RealNVP.initialize(
         2, KEY, num_layers=1, hidden_size=3, dtype=jnp.zeros(()).dtype
     ),
+    "SplineFlow": lambda: vikl.SplineFlow.initialize(
+        2, KEY, num_layers=1, hidden_size=3, dtype=jnp.zeros(()).dtype
+    ),
+    "InverseAutoregressiveFlow": lambda: vikl.InverseAutoregressiveFlow.initialize(
+        2, KEY, num_layers=1, hidden_size=3, dtype=jnp.zeros(()).dtype
+    ),
 })
 
 

@@ -8,7 +8,7 @@ its pure pieces ``fit_init``/``fit_step``.
 """
 
 from vikl import _constraints as constraints
-from vikl import _info, families, objectives
+from vikl import _info, bijectors, families, objectives
 from vikl._base import Distribution, param, static, validation
 from vikl._distributions import *  # noqa: F401,F403
 from vikl._distributions import __dict__ as _families_ns
@@ -18,6 +18,8 @@ from vikl._info import *  # noqa: F401,F403
 from vikl._jax_check import warn_if_bad_jaxlib as _warn_if_bad_jaxlib
 from vikl._kl import kl_divergence, register_kl, registered_kl_pairs
 from vikl._loop import FitState, fit_init, fit_step
+from vikl._numpyro_model import NumPyroLayout, NumPyroModel, to_arviz
+from vikl._unconstrained import unconstrained
 
 # Importing the modules above compiles nothing; warn before the first computation.
 _warn_if_bad_jaxlib()
@@ -49,8 +51,13 @@ __all__ = [
     "FitState",
     "fit_init",
     "fit_step",
+    "unconstrained",
+    "NumPyroModel",
+    "NumPyroLayout",
+    "to_arviz",
     "objectives",
     "families",
+    "bijectors",
     *_FAMILY_NAMES,
     *_info.__all__,
 ]

@@ -47,6 +47,7 @@ from vikl._validate import IntTypeError, check_int
 
 __all__ = [
     "Distribution",
+    "Module",
     "check_sample_shape",
     "is_concrete",
     "param",
@@ -218,31 +219,15 @@ class _FromNoise:
         return x, with_score(x, self._log_prob_std(eps), self._score(eps))
 
 
-class Distribution:
-    """Base class of vikl probability distributions.
+class Module:
+    """Base of vikl's immutable pytrees with declared parameters (distributions, bijectors).
 
-    Shapes: ``sample(key, sample_shape)`` returns an array of shape
-    ``sample_shape + batch_shape + event_shape``; ``log_prob(x)`` takes ``x`` of
-    shape ``(...,) + batch_shape + event_shape`` (broadcasting) and returns
-    ``(...,) + batch_shape``. Parameters broadcast against each other like NumPy
-    arrays; ``batch_shape`` is computed from their shapes.
-
-    Class attributes a family may set:
-
-    * ``reparameterized`` -- True when ``sample`` is a differentiable function
-      of the parameters (pathwise/reparameterization gradients are valid);
-    * ``support`` -- the constraint that samples satisfy.
-
-    Optional members, overridden by the families that have them in closed form
-    (the base raises ``NotImplementedError: <Family> has no closed-form <member>``):
-    ``entropy()``, ``mean``, ``variance`` (and ``stddev`` from it), ``mode``,
-    ``cdf(x)`` and ``icdf(u)``.
-
-    Values outside the support get ``log_prob = -inf`` (never NaN).
+    A subclass is turned into a frozen dataclass and registered as a JAX pytree.
+    Its fields are parameters (:func:`param`, with a constraint: converted to a
+    floating array, broadcast, checked at construction outside ``jit``), child
+    pytrees, or static fields (:func:`static`). ``batch_shape`` is the broadcast
+    of the parameters' batch shapes.
     """
-
-    reparameterized: ClassVar[bool] = True
-    support: ClassVar[constraints.Constraint] = constraints.real
 
     # ------------------------------------------------------------------ plumbing
     def __init_subclass__(cls, **kwargs):
@@ -265,12 +250,6 @@ class Distribution:
             f.name for f in fields
             if "constraint" in f.metadata and (f.name.startswith("_") or f.default is None)
         )
-        # Every family's sampling methods validate sample_shape (also inherited ones
-        # from mixins such as _FromNoise, which are not Distribution subclasses).
-        for meth in _SAMPLING_METHODS:
-            fn = getattr(cls, meth)
-            if not getattr(fn, "_vikl_checks_sample_shape", False):
-                setattr(cls, meth, _with_checked_sample_shape(fn))
 
         def flatten_with_keys(obj):
             children = tuple(
@@ -382,11 +361,6 @@ class Distribution:
         return tuple(jnp.broadcast_shapes(*shapes)) if shapes else ()
 
     @property
-    def event_shape(self) -> tuple[int, ...]:
-        """Shape of one draw from one distribution of the batch."""
-        return ()
-
-    @property
     def dtype(self):
         """Floating dtype of the parameters."""
         for k in type(self)._param_constraints:
@@ -394,6 +368,64 @@ class Distribution:
             if v is not None and jnp.issubdtype(jnp.result_type(v), jnp.floating):
                 return jnp.result_type(v)
         return _default_float()
+
+    def __repr__(self):
+        parts = []
+        for k in type(self)._child_fields + type(self)._static_fields:
+            v = getattr(self, k, None)
+            if v is None:
+                continue
+            if isinstance(v, (jax.Array, np.ndarray)):
+                if v.size <= 4 and is_concrete(v):
+                    parts.append(f"{k}={np.asarray(v).tolist()}")
+                else:
+                    parts.append(f"{k}={jnp.dtype(v.dtype).name}{list(v.shape)}")
+            else:
+                parts.append(f"{k}={v!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+class Distribution(Module):
+    """Base class of vikl probability distributions.
+
+    Shapes: ``sample(key, sample_shape)`` returns an array of shape
+    ``sample_shape + batch_shape + event_shape``; ``log_prob(x)`` takes ``x`` of
+    shape ``(...,) + batch_shape + event_shape`` (broadcasting) and returns
+    ``(...,) + batch_shape``. Parameters broadcast against each other like NumPy
+    arrays; ``batch_shape`` is computed from their shapes.
+
+    Class attributes a family may set:
+
+    * ``reparameterized`` -- True when ``sample`` is a differentiable function
+      of the parameters (pathwise/reparameterization gradients are valid);
+    * ``support`` -- the constraint that samples satisfy.
+
+    Optional members, overridden by the families that have them in closed form
+    (the base raises ``NotImplementedError: <Family> has no closed-form <member>``):
+    ``entropy()``, ``mean``, ``variance`` (and ``stddev`` from it), ``mode``,
+    ``cdf(x)`` and ``icdf(u)``.
+
+    Values outside the support get ``log_prob = -inf`` (never NaN).
+    """
+
+    reparameterized: ClassVar[bool] = True
+    support: ClassVar[constraints.Constraint] = constraints.real
+
+    # ------------------------------------------------------------------ plumbing
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Every family's sampling methods validate sample_shape (also inherited ones
+        # from mixins such as _FromNoise, which are not Distribution subclasses).
+        for meth in _SAMPLING_METHODS:
+            fn = getattr(cls, meth)
+            if not getattr(fn, "_vikl_checks_sample_shape", False):
+                setattr(cls, meth, _with_checked_sample_shape(fn))
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def event_shape(self) -> tuple[int, ...]:
+        """Shape of one draw from one distribution of the batch."""
+        return ()
 
     # ------------------------------------------------------------------ interface
     def sample(self, key: jax.Array, sample_shape=()) -> jax.Array:
@@ -495,18 +527,3 @@ class Distribution:
         """``sample_shape + batch_shape + event_shape`` (``sample_shape`` validated)."""
         sample_shape = check_sample_shape(sample_shape)
         return sample_shape + tuple(self.batch_shape) + tuple(self.event_shape)
-
-    def __repr__(self):
-        parts = []
-        for k in type(self)._child_fields + type(self)._static_fields:
-            v = getattr(self, k, None)
-            if v is None:
-                continue
-            if isinstance(v, (jax.Array, np.ndarray)):
-                if v.size <= 4 and is_concrete(v):
-                    parts.append(f"{k}={np.asarray(v).tolist()}")
-                else:
-                    parts.append(f"{k}={jnp.dtype(v.dtype).name}{list(v.shape)}")
-            else:
-                parts.append(f"{k}={v!r}")
-        return f"{type(self).__name__}({', '.join(parts)})"

@@ -1,13 +1,15 @@
-"""Parameter constraints and their bijections to unconstrained space.
+"""Parameter and support constraints.
 
-Every parameter of a :class:`vikl.Distribution` declares a constraint. A
-constraint knows three things:
+Every parameter of a :class:`vikl.Distribution` declares a constraint, and
+every distribution declares its ``support`` as one. A constraint knows:
 
 * ``check(x)`` -- a boolean array saying where ``x`` satisfies it (used at
   construction, outside ``jit``, to reject bad input with a clear message);
-* ``forward(u)`` -- maps an unconstrained real array ``u`` onto the constrained
-  set (used by :func:`vikl.fit`, which optimizes in unconstrained space);
-* ``inverse(x)`` -- the inverse map, constrained -> unconstrained.
+* ``description`` / ``describe_violation(x)`` -- the words of that message.
+
+The map between a constraint's set and unconstrained space is a bijector,
+looked up with :func:`vikl.bijectors.bijector_for` (one source of truth: the
+parameter maps of :func:`vikl.fit` go through it too).
 
 ``event_dim`` is the number of trailing axes that belong to one value of the
 parameter (0 for a scalar, 1 for a vector such as a simplex, 2 for a matrix
@@ -31,13 +33,19 @@ import numpy as np
 
 __all__ = [
     "Constraint",
+    "corr_cholesky",
     "fixed",
     "fixed_vector",
+    "greater_than",
+    "interval",
+    "less_than",
     "logit",
     "logits_vector",
     "lower_cholesky",
     "nonnegative_integer",
+    "ordered_vector",
     "positive",
+    "positive_definite",
     "positive_integer",
     "positive_vector",
     "real",
@@ -51,7 +59,8 @@ class Constraint:
     """Base class of parameter constraints.
 
     Subclasses set ``name`` (used in error messages), ``event_dim`` and
-    implement ``check``; trainable ones implement ``forward``/``inverse``.
+    implement ``check``. Their unconstrained map is the bijector registered for
+    them (:func:`vikl.bijectors.register_bijector`).
     """
 
     name = "unconstrained"
@@ -63,14 +72,6 @@ class Constraint:
     def check(self, x):
         """Boolean array (shape ``x.shape[:x.ndim - event_dim]``): True where valid."""
         return jnp.ones(jnp.shape(x)[: jnp.ndim(x) - self.event_dim], dtype=bool)
-
-    def forward(self, u):
-        """Unconstrained ``u`` -> constrained value."""
-        raise NotImplementedError(f"constraint {self.name!r} has no bijection")
-
-    def inverse(self, x):
-        """Constrained ``x`` -> unconstrained value."""
-        raise NotImplementedError(f"constraint {self.name!r} has no bijection")
 
     def describe_violation(self, x) -> str:
         """Human-readable summary of what is wrong with a concrete ``x``."""
@@ -149,12 +150,6 @@ class _Real(Constraint):
     def check(self, x):
         return _all_event(jnp.isfinite(x), self.event_dim)
 
-    def forward(self, u):
-        return u
-
-    def inverse(self, x):
-        return x
-
     def describe_violation(self, x):
         x = np.asarray(x)
         return f"{_nonfinite_counts(x) or 'no non-finite'} value(s) (shape {x.shape})"
@@ -217,12 +212,6 @@ class _Positive(Constraint):
     def check(self, x):
         return _all_event((x >= _tiny(x)) & (x < jnp.inf), self.event_dim)
 
-    def forward(self, u):
-        return jnp.exp(u)
-
-    def inverse(self, x):
-        return jnp.log(x)
-
     def describe_violation(self, x):
         return super().describe_violation(x) + _subnormal_note(x)
 
@@ -234,17 +223,11 @@ class _UnitInterval(Constraint):
     def check(self, x):
         return (x >= 0) & (x <= 1)
 
-    def forward(self, u):
-        return jax.nn.sigmoid(u)
-
-    def inverse(self, x):
-        return jnp.log(x) - jnp.log1p(-x)
-
 
 class _Simplex(Constraint):
     """Probability vectors along the last axis (non-negative, summing to one).
 
-    The bijection is the centred softmax: ``u`` in R^{K-1},
+    Its default bijector is the centred softmax: ``u`` in R^{K-1},
     ``x = softmax([u, 0])``; its inverse is ``u = log x[:-1] - log x[-1]``.
     """
 
@@ -258,14 +241,6 @@ class _Simplex(Constraint):
         s = jnp.sum(x, axis=-1)
         return jnp.all(x >= 0, axis=-1) & (jnp.abs(s - 1) <= tol)
 
-    def forward(self, u):
-        zeros = jnp.zeros(u.shape[:-1] + (1,), u.dtype)
-        return jax.nn.softmax(jnp.concatenate([u, zeros], axis=-1), axis=-1)
-
-    def inverse(self, x):
-        logx = jnp.log(x)
-        return logx[..., :-1] - logx[..., -1:]
-
     def describe_violation(self, x):
         x = np.asarray(x)
         s = x.sum(-1)
@@ -278,8 +253,8 @@ class _Simplex(Constraint):
 class _LowerCholesky(Constraint):
     """Square lower-triangular matrices with a positive diagonal.
 
-    Bijection: the strictly-lower part is left as is, the diagonal goes
-    through ``exp``.
+    Parameters of this constraint are trained through a matrix map: the
+    strictly-lower part is left as is, the diagonal goes through ``exp``.
     """
 
     name = "lower_cholesky"
@@ -296,14 +271,6 @@ class _LowerCholesky(Constraint):
         diag_ok = jnp.all(diag >= _tiny(x), axis=-1)
         return jnp.all(upper == 0, axis=(-2, -1)) & diag_ok & finite
 
-    def forward(self, u):
-        diag = jnp.exp(jnp.diagonal(u, axis1=-2, axis2=-1))
-        return jnp.tril(u, k=-1) + diag[..., None] * jnp.eye(u.shape[-1], dtype=u.dtype)
-
-    def inverse(self, x):
-        diag = jnp.log(jnp.diagonal(x, axis1=-2, axis2=-1))
-        return jnp.tril(x, k=-1) + diag[..., None] * jnp.eye(x.shape[-1], dtype=x.dtype)
-
     def describe_violation(self, x):
         x = np.asarray(x)
         if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
@@ -316,6 +283,194 @@ class _LowerCholesky(Constraint):
             f"largest |entry| above the diagonal {upper:.6g}, smallest diagonal entry "
             f"{diag.min():.6g}{nonfinite} (shape {x.shape}){_subnormal_note(diag)}"
         )
+
+
+def _is_tracer(*xs) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in xs)
+
+
+def _fmt(v) -> str:
+    """A short text for a bound: its value when small and concrete, its shape otherwise."""
+    if _is_tracer(v):
+        return "(traced)"
+    a = np.asarray(v)
+    if a.size == 1:
+        return f"{a.item():.6g}"
+    if a.size <= 4:
+        return str(np.round(a.astype(float), 6).tolist())
+    return f"array{list(a.shape)}"
+
+
+class _Interval(Constraint):
+    """Values in the closed interval ``[low, high]`` (bounds broadcast with the value).
+
+    Build one with :func:`interval`; ``low`` and ``high`` may be arrays (the
+    per-instance support of a batch of ``Uniform`` distributions).
+    """
+
+    name = "interval"
+
+    def __init__(self, low, high):
+        self.low = low
+        self.high = high
+        self.description = f"in [{_fmt(low)}, {_fmt(high)}]"
+
+    def check(self, x):
+        return (x >= self.low) & (x <= self.high)
+
+    def __repr__(self):
+        return f"constraints.interval({_fmt(self.low)}, {_fmt(self.high)})"
+
+
+class _GreaterThan(Constraint):
+    """Finite values ``> low`` (``low`` broadcasts with the value)."""
+
+    name = "greater_than"
+
+    def __init__(self, low):
+        self.low = low
+        self.description = f"> {_fmt(low)} and finite"
+
+    def check(self, x):
+        return (x > self.low) & (x < jnp.inf)
+
+    def __repr__(self):
+        return f"constraints.greater_than({_fmt(self.low)})"
+
+
+class _LessThan(Constraint):
+    """Finite values ``< high`` (``high`` broadcasts with the value)."""
+
+    name = "less_than"
+
+    def __init__(self, high):
+        self.high = high
+        self.description = f"< {_fmt(high)} and finite"
+
+    def check(self, x):
+        return (x < self.high) & (x > -jnp.inf)
+
+    def __repr__(self):
+        return f"constraints.less_than({_fmt(self.high)})"
+
+
+def _check_bounds(what, **bounds):
+    """ValueError unless the concrete bounds are real, not NaN, and (for two) ``low < high``."""
+    if _is_tracer(*bounds.values()):
+        return
+    arrays = {}
+    for k, v in bounds.items():
+        a = np.asarray(v)
+        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+            raise TypeError(f"constraints.{what}: {k} must be real numbers; got dtype {a.dtype}")
+        if np.any(np.isnan(a)):
+            raise ValueError(f"constraints.{what}: {k} must not be NaN; got {_fmt(a)}")
+        arrays[k] = a
+    if len(arrays) == 2 and not np.all(arrays["low"] < arrays["high"]):
+        raise ValueError(
+            f"constraints.{what}: low must be < high everywhere; got low {_fmt(arrays['low'])} "
+            f"and high {_fmt(arrays['high'])}"
+        )
+
+
+def interval(low, high) -> Constraint:
+    """The constraint ``low <= x <= high`` (closed; default bijector :class:`Interval`).
+
+    Args:
+      low: lower bound(s) (array-like, broadcasting with ``high``).
+      high: upper bound(s), ``> low`` where concrete.
+
+    Raises:
+      ValueError: concrete bounds with a NaN or with ``low >= high`` somewhere.
+    """
+    _check_bounds("interval", low=low, high=high)
+    return _Interval(low, high)
+
+
+def greater_than(low) -> Constraint:
+    """The constraint ``x > low`` (finite ``x``; default bijector ``low + exp(u)``)."""
+    _check_bounds("greater_than", low=low)
+    return _GreaterThan(low)
+
+
+def less_than(high) -> Constraint:
+    """The constraint ``x < high`` (finite ``x``; default bijector ``high - exp(u)``)."""
+    _check_bounds("less_than", high=high)
+    return _LessThan(high)
+
+
+class _OrderedVector(Constraint):
+    """Finite vectors whose entries strictly increase along the last axis."""
+
+    name = "ordered_vector"
+    description = "finite, strictly increasing along the last axis"
+    event_dim = 1
+
+    def check(self, x):
+        x = jnp.asarray(x)
+        increasing = jnp.all(x[..., 1:] > x[..., :-1], axis=-1)
+        return increasing & jnp.all(jnp.isfinite(x), axis=-1)
+
+
+def _square(x) -> bool:
+    return x.ndim >= 2 and x.shape[-1] == x.shape[-2]
+
+
+class _CorrCholesky(Constraint):
+    """Cholesky factors of correlation matrices: lower-triangular, positive
+    diagonal, each row of unit Euclidean norm (within ``atol * sqrt(n)``)."""
+
+    name = "corr_cholesky"
+    description = (
+        "square lower-triangular with a positive diagonal and rows of unit norm (the Cholesky "
+        "factor of a correlation matrix)"
+    )
+    event_dim = 2
+    atol = 1e-5  # float32 row norms of unit rows drift by ~1e-7 per entry
+
+    def check(self, x):
+        x = jnp.asarray(x)
+        if not _square(x):
+            return jnp.zeros(x.shape[:-2] if x.ndim >= 2 else (), bool)
+        tol = self.atol * max(1.0, float(np.sqrt(x.shape[-1])))
+        lower = jnp.all(jnp.triu(x, k=1) == 0, axis=(-2, -1))
+        diag = jnp.all(jnp.diagonal(x, axis1=-2, axis2=-1) > 0, axis=-1)
+        norms = jnp.sqrt(jnp.sum(x * x, axis=-1))
+        unit = jnp.all(jnp.abs(norms - 1) <= tol, axis=-1)
+        return lower & diag & unit & jnp.all(jnp.isfinite(x), axis=(-2, -1))
+
+    def describe_violation(self, x):
+        x = np.asarray(x)
+        if not _square(x):
+            return f"shape {x.shape}; expected a square matrix in the last two axes"
+        upper = np.abs(np.triu(x, 1)).max() if x.shape[-1] > 1 else 0.0
+        norms = np.sqrt(np.sum(x.astype(float) ** 2, axis=-1))
+        return (
+            f"largest |entry| above the diagonal {upper:.6g}, smallest diagonal entry "
+            f"{np.diagonal(x, axis1=-2, axis2=-1).min():.6g}, row norms in "
+            f"[{norms.min():.8g}, {norms.max():.8g}] (shape {x.shape})"
+        )
+
+
+class _PositiveDefinite(Constraint):
+    """Symmetric positive-definite matrices (symmetric within a relative ``rtol``)."""
+
+    name = "positive_definite"
+    description = "symmetric positive-definite (finite) matrices"
+    event_dim = 2
+    rtol = 1e-5
+
+    def check(self, x):
+        x = jnp.asarray(x)
+        if not _square(x):
+            return jnp.zeros(x.shape[:-2] if x.ndim >= 2 else (), bool)
+        finite = jnp.all(jnp.isfinite(x), axis=(-2, -1))
+        x = jnp.where(finite[..., None, None], x, jnp.eye(x.shape[-1], dtype=x.dtype))
+        xt = jnp.swapaxes(x, -1, -2)
+        size = jnp.max(jnp.abs(x), axis=(-2, -1))
+        symmetric = jnp.all(jnp.abs(x - xt) <= self.rtol * size[..., None, None], axis=(-2, -1))
+        smallest = jnp.linalg.eigvalsh(0.5 * (x + xt))[..., 0]
+        return finite & symmetric & (smallest > 0)
 
 
 class _Integer(Constraint):
@@ -364,3 +519,6 @@ nonnegative_integer = _Integer("nonnegative_integer", 0)
 positive_integer = _Integer("positive_integer", 1)
 fixed = _Fixed()
 fixed_vector = _Fixed(event_dim=1)
+ordered_vector = _OrderedVector()
+corr_cholesky = _CorrCholesky()
+positive_definite = _PositiveDefinite()

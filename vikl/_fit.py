@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vikl import _loop, _objective_terms, _targets
+from vikl import _loop, _objective_terms, _targets, _unconstrained
 from vikl import objectives as _objectives
 from vikl._base import Distribution
 from vikl._diagnostics import ISDiagnostics
@@ -378,7 +378,7 @@ def _start(q0, objective, optimizer, key):
             )
         key = previous.key if key is None else key
         q_batched = previous.batch_size is not None
-        return previous, None, previous.distribution, q_batched, objective, \
+        return previous, None, previous.unconstrained_distribution, q_batched, objective, \
             continuation_optimizer(previous, optimizer), key
     q_list = list(q0) if isinstance(q0, (list, tuple)) else None
     for i, q in enumerate(q_list or [q0]):
@@ -417,6 +417,12 @@ def _prepare(q0, target, objective, optimizer, key, num_samples) -> _Run:
     key = key if isinstance(key, jax.Array) else jnp.asarray(key)
     key_batched = _is_key_batch(key)
     t_list = list(target) if isinstance(target, (list, tuple)) else None
+    q_first = q_list[0] if q_list is not None else (
+        jax.tree_util.tree_map(lambda x: x[0], q0) if q_batched else q0)
+    if t_list is not None:
+        t_list = [_unconstrained.for_fit(q_first, t) for t in t_list]
+    else:
+        target = _unconstrained.for_fit(q_first, target)
     batch = _batch_size(previous, q_list, q_batched, t_list, key, key_batched)
     q_static, q_dyn = _stack_static(q_list, "q0") if q_list is not None else _split_static(q0)
     target_static, target_dyn = (
@@ -525,11 +531,28 @@ def _result(run: _Run, done: _Done, elapsed, num_diag) -> FitResult:
             k: np.concatenate([run.previous.trace[k], v], axis=axis) if k in run.previous.trace else v
             for k, v in trace.items()
         }
+    layout = _layout(run)
+    constrained = _unconstrained.push_forward(layout, distribution, batched)
     return FitResult(
-        distribution=distribution, params=done.params, losses=losses, opt_state=done.opt_state,
+        distribution=distribution if constrained is None else constrained, params=done.params,
+        losses=losses, opt_state=done.opt_state,
         key=run.key, num_steps=int(end), objective=spec.objective, optimizer=spec.optimizer,
         _diagnostics=diagnostics, trace=trace, batch_size=run.batch, wall_time=elapsed,
+        layout=layout, _unconstrained=None if constrained is None else distribution,
     )
+
+
+def _layout(run: _Run):
+    """The target's layout (``None`` for a target fitted directly); batched: one per member."""
+    target = run.spec.target_static.rebuild(run.target_dyn)
+    if not _unconstrained.has_layout(target):
+        return None
+    layout = target.layout
+    if run.batch is not None and not run.spec.target_batched:
+        layout = jax.tree_util.tree_map(
+            lambda x: jnp.broadcast_to(x, (run.batch,) + jnp.shape(x)) if _is_array(x) else x,
+            layout)
+    return layout
 
 
 # ----------------------------------------------------------------------------- fit
@@ -555,9 +578,12 @@ def fit(q0, target, *, objective=None, optimizer=None, num_steps: int,
         log-density callable ``f(x) -> scalar`` for ONE point of shape
         ``q.batch_shape + q.event_shape`` (may be unnormalized); or
         :class:`vikl.Empirical` data (forward KL). A list of targets of one
-        structure is fitted in parallel, one ``q`` each. Array parameters of
-        a target are arguments of the compiled program; functions are part of
-        it (a new function object, e.g. a new lambda, compiles anew).
+        structure is fitted in parallel, one ``q`` each. A new function object
+        (e.g. a new lambda) compiles anew; array parameters do not.
+        A target with a constrained ``support`` (Gamma, Beta, a NumPyro
+        HalfCauchy, ...) and a ``q0`` on R^d: fitted through the support's
+        bijector ``b`` (see :func:`vikl.unconstrained`); ``result.distribution``
+        is ``Transformed(q, b)``, ``result.draws(key, n)`` is on the target's scale.
       objective: a name (``"reverse_kl"`` (default), ``"forward_kl"``,
         ``"renyi"``, ``"iwae"``, ``"chi_square"``), a
         :mod:`vikl.objectives` object, or a plain function
@@ -571,8 +597,7 @@ def fit(q0, target, *, objective=None, optimizer=None, num_steps: int,
         (default 16). Not allowed with a plain-function objective.
       key: PRNG key (typed or legacy). A batch of keys (leading axis) runs
         one fit per key with ``vmap``. Required unless continuing.
-      progress: show a tqdm bar (step, loss, rate), updated between chunks.
-        Results are bit-identical with ``progress=False``.
+      progress: show a tqdm bar between chunks (results do not depend on it).
       chunk_size: fixed number of steps per chunk (default: chunks of about
         0.25 s with the bar on, 0.5 s off, from the measured step rate).
         Chunking never changes the results.
@@ -591,10 +616,10 @@ def fit(q0, target, *, objective=None, optimizer=None, num_steps: int,
         what it was (``err.what``: ``"loss"``, ``"gradient"``, ``"parameters"``),
         the losses so far (``err.losses``; batched: ``err.member``) and the
         last finite state (``err.last_finite_distribution``, ``err.last_finite_params``).
-      FitInterrupted: on Ctrl-C (a ``KeyboardInterrupt`` subclass); the fit
-        stops within about a second and ``err.result`` is the
-        :class:`FitResult` of the steps finished so far.
-      ValueError: bad arguments (each message names the argument).
+      FitInterrupted: on Ctrl-C (a ``KeyboardInterrupt``); ``err.result`` is
+        the :class:`FitResult` of the steps finished so far.
+      ValueError: bad arguments (each message names the argument), a support
+        with no known bijector, or a ``q0`` that does not fit its space.
 
     Example:
       >>> import jax, vikl

@@ -36,7 +36,8 @@ class FitDivergedError(FloatingPointError):
         (after ``step`` updates; all finite), of ``member`` in a batched fit;
         ``None`` where unknown.
       last_finite_distribution: the ``q`` of ``last_finite_params`` (restart
-        from it with a lower learning rate); ``None`` where unknown.
+        from it with a lower learning rate); ``None`` where unknown. For a
+        target fitted in unconstrained space this ``q`` lives there too.
     """
 
     WHATS = ("loss", "gradient", "parameters")
@@ -115,6 +116,19 @@ class FitResult:
       batch_size: number of fits run together, ``None`` for a single fit.
       wall_time: seconds spent in the loop in this call (first calls include
         compilation).
+      layout: for a target fitted in unconstrained space (a target with a
+        constrained support, an explicit :func:`vikl.unconstrained` view, a
+        NumPyro model), the object that maps an unconstrained point ``u`` to
+        the target's scale (``layout.constrain(u)``); ``None`` for a target
+        fitted directly. It is saved with the result, so :meth:`draws` and
+        ``distribution`` work after :meth:`load` without the target.
+
+    Constrained fits. With a ``layout``, ``distribution`` is the fitted ``q``
+    on the target's own scale (for a bijector layout the push-forward
+    ``vikl.Transformed(q, bijector)``; for a layout whose points are dicts of
+    named sites, the unconstrained ``q``), :attr:`unconstrained_distribution`
+    is ``q`` in unconstrained space (what a continued fit starts from) and
+    ``params`` are ``q``'s unconstrained parameters as always.
     """
 
     distribution: Any
@@ -129,6 +143,51 @@ class FitResult:
     trace: dict
     batch_size: Optional[int] = None
     wall_time: float = float("nan")
+    layout: Any = None
+    _unconstrained: Any = None  # q in unconstrained space when it differs from ``distribution``
+
+    # ---------------------------------------------------------------- constrained fits
+    @property
+    def unconstrained_distribution(self):
+        """The fitted ``q`` in the space the optimizer worked in (``distribution`` without a layout)."""
+        return self.distribution if self._unconstrained is None else self._unconstrained
+
+    def draws(self, key, n: int):
+        """``n`` draws of the fitted ``q`` on the target's own scale.
+
+        With a :attr:`layout`, ``layout.constrain`` of ``n`` draws of
+        :attr:`unconstrained_distribution` (an array, or a dict of named
+        arrays for a layout of named sites); without one, ``n`` draws of
+        ``distribution``. Each point has a leading axis of length ``n``; a
+        batched result draws ``n`` per member with keys
+        ``jax.random.split(key, batch_size)`` and adds a leading batch axis.
+
+        Raises:
+          ValueError: ``n`` is not an integer >= 0.
+        """
+        from vikl._validate import check_int
+
+        n = check_int("n", n, 0, where="FitResult.draws")
+        key = key if isinstance(key, jax.Array) else jax.numpy.asarray(key)
+
+        def one(q, layout, k):
+            u = q.sample(k, (n,))
+            return u if layout is None else layout.constrain(u)
+
+        if self.batch_size is None:
+            return one(self.unconstrained_distribution, self.layout, key)
+        keys = jax.random.split(key, self.batch_size)
+        return jax.vmap(one)(self.unconstrained_distribution, self.layout, keys)
+
+    def to_arviz(self, key, num_draws: int = 1000, *, model=None):
+        """Posterior draws as an ``arviz.InferenceData`` (needs ArviZ; a NumPyro-model fit).
+
+        ``model`` (the :class:`vikl.NumPyroModel`) adds its deterministic sites;
+        a batched result gives one chain per member. See :func:`vikl.to_arviz`.
+        """
+        from vikl._numpyro_model import to_arviz
+
+        return to_arviz(self, key, num_draws, model=model)
 
     # ---------------------------------------------------------------- summaries
     @property
@@ -186,6 +245,8 @@ class FitResult:
         return dataclasses.replace(
             self,
             distribution=take(self.distribution),
+            layout=take(self.layout),
+            _unconstrained=take(self._unconstrained),
             params=take(self.params),
             losses=self.losses[i],
             opt_state=OptLeaves(x[i] for x in self.opt_state)

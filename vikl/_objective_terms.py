@@ -41,7 +41,8 @@ def entropy_or_none(q):
 
 
 def is_reparameterized(q) -> bool:
-    return bool(getattr(type(q), "reparameterized", True))
+    """``q.reparameterized`` (a class attribute, or a property such as Transformed's)."""
+    return bool(getattr(q, "reparameterized", True))
 
 
 def sg(tree):

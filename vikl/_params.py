@@ -5,10 +5,10 @@ distribution ``d``, ``unconstrain(d)`` returns a nested ``dict`` that mirrors
 its fields:
 
 * a trainable parameter (declared with ``param(c)``, ``c.trainable``) maps to
-  ``c.inverse(value)``, a real array (e.g. ``log scale`` for a positive
-  scale, the centred log-ratios of a simplex);
-* a child field holding another Distribution (``Mixture.components``) maps to
-  that distribution's own dict, recursively;
+  ``bijector_for(c, parameter=True).inverse(value)``, a real array (e.g.
+  ``log scale`` for a positive scale, the centred log-ratios of a simplex);
+* a child field holding another Distribution (``Mixture.components``) or a
+  bijector (``Transformed.bijector``) maps to that object's own dict, recursively;
 * any other child field (a pytree of network weights, as in ``RealNVP``) is
   trained as is: its floating-point leaves are unconstrained weights;
 * non-trainable parameters (``constraints.fixed`` data such as Empirical
@@ -16,7 +16,7 @@ its fields:
 
 ``constrain(template, params)`` is the inverse: it rebuilds a distribution of
 the template's type, taking the trainable values from ``params`` (through
-``c.forward``) and everything else from the template. It does not run the
+the bijector's ``forward``) and everything else from the template. It does not run the
 family's validating constructor, so it is cheap and safe under ``jit``,
 ``grad`` and ``vmap``.
 
@@ -33,7 +33,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from vikl._base import Distribution
+from vikl._base import Distribution, Module
+from vikl.bijectors._registry import bijector_for
 
 __all__ = ["constrain", "num_params", "register_params", "unconstrain"]
 
@@ -81,7 +82,7 @@ def unconstrain(dist: Any) -> dict:
     Raises:
       TypeError: ``dist`` is not a vikl Distribution.
     """
-    if not isinstance(dist, Distribution):
+    if not isinstance(dist, Module):
         raise TypeError(
             f"unconstrain expects a vikl.Distribution; got {type(dist).__name__}. "
             "Variational families are Distribution subclasses (see vikl.Distribution)."
@@ -99,9 +100,13 @@ def unconstrain(dist: Any) -> dict:
         c = constraints.get(name)
         if c is not None:
             if c.trainable and not c.is_discrete:
-                out[name] = c.inverse(value)
-        elif isinstance(value, Distribution):
+                out[name] = bijector_for(c, parameter=True).inverse(value)
+        elif isinstance(value, Module):
             sub = unconstrain(value)
+            if jax.tree_util.tree_leaves(sub):
+                out[name] = sub
+        elif _is_module_seq(value):
+            sub = type(value)(unconstrain(v) for v in value)
             if jax.tree_util.tree_leaves(sub):
                 out[name] = sub
         else:
@@ -144,14 +149,22 @@ def constrain(template: Any, params: dict) -> Any:
         c = constraints.get(name)
         current = getattr(template, name)
         if c is not None:
-            values[name] = c.forward(u)
-        elif isinstance(current, Distribution):
+            values[name] = bijector_for(c, parameter=True).forward(u)
+        elif isinstance(current, Module):
             values[name] = constrain(current, u)
+        elif _is_module_seq(current):
+            values[name] = type(current)(constrain(t, p) for t, p in zip(current, u))
         else:
             values[name] = jax.tree_util.tree_map(
                 lambda t, v: t if v is None else v, current, u, is_leaf=lambda x: x is None
             ) if _has_none(u) else u
     return _rebuild(template, values)
+
+
+def _is_module_seq(value) -> bool:
+    """A non-empty tuple/list of Modules (the bijectors of a Chain or Block)."""
+    return (isinstance(value, (tuple, list)) and len(value) > 0
+            and all(isinstance(v, Module) for v in value))
 
 
 def _has_none(tree) -> bool:

@@ -28,14 +28,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vikl._base import Distribution, is_concrete
+from vikl._base import Distribution, Module, is_concrete
 from vikl._diagnostics import ISDiagnostics
 from vikl._optimizers import OptLeaves, default_optimizer, describe_optimizer
+from vikl._unconstrained import push_forward
 
 __all__ = ["save", "load_fields"]
 
 FORMAT = "vikl.FitResult"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a result with a layout (a constrained fit); others are still written as 1
 _META = "__vikl_metadata__"
 
 
@@ -60,10 +61,11 @@ def _encode(obj, arrays):
         name = f"a{len(arrays)}"
         arrays[name] = np.asarray(obj)
         return {"array": name, "jax": isinstance(obj, jax.Array)}
-    if isinstance(obj, Distribution):
+    if isinstance(obj, Module):  # a Distribution, or another vikl Module (a bijector, a layout)
         cls = type(obj)
         fields = {n: _encode(getattr(obj, n), arrays) for n in cls._child_fields + cls._static_fields}
-        return {"distribution": _class_path(cls), "fields": fields}
+        return {"distribution" if isinstance(obj, Distribution) else "module": _class_path(cls),
+                "fields": fields}
     if isinstance(obj, tuple) and hasattr(type(obj), "_fields"):
         return {"namedtuple": _class_path(type(obj)), "fields": [_encode(v, arrays) for v in obj]}
     if isinstance(obj, (list, tuple)):
@@ -131,10 +133,13 @@ def _decode_array(node, arrays):
     return jnp.asarray(a)
 
 
-def _decode_distribution(node, arrays, families):
-    cls = _resolve_class(node["distribution"], families, "distribution")
-    if not issubclass(cls, Distribution):
-        raise _Malformed(f"{node['distribution']!r} is not a vikl Distribution")
+def _decode_distribution(node, arrays, families, kind="distribution"):
+    """A Distribution (``kind="distribution"``) or another vikl Module (``"module"``), checked."""
+    base = Distribution if kind == "distribution" else Module
+    cls = _resolve_class(node[kind], families, kind)
+    if not issubclass(cls, base) or (kind == "module" and issubclass(cls, Distribution)):
+        raise _Malformed(f"{node[kind]!r} is not a vikl {base.__name__}"
+                         + (" (other than a Distribution)" if kind == "module" else ""))
     fields = _node(node, "fields", dict)
     expected = set(cls._child_fields + cls._static_fields)
     if set(fields) != expected:
@@ -189,6 +194,8 @@ def _decode(node, arrays, families):
         return jax.random.wrap_key_data(data, impl=_node(node, "impl", str))
     if "distribution" in node:
         return _decode_distribution(node, arrays, families)
+    if "module" in node:
+        return _decode_distribution(node, arrays, families, "module")
     if "namedtuple" in node:
         cls = _resolve_class(node["namedtuple"], families, "optimizer-state")
         if not (issubclass(cls, tuple) and hasattr(cls, "_fields")):
@@ -227,18 +234,25 @@ def save(result, path) -> None:
     """Writes ``result`` (a FitResult) to ``path``; see :meth:`vikl.FitResult.save`."""
     arrays: dict = {}
     opt_state = _encode_opt_state(result.opt_state, arrays)
+    constrained = result.layout is not None and result._unconstrained is not None
     try:
-        distribution = _encode(result.distribution, arrays)
+        # A constrained fit stores q in unconstrained space and the layout; load pushes q forward.
+        distribution = _encode(result._unconstrained if constrained else result.distribution, arrays)
         params = _encode(result.params, arrays)
+        layout = None if result.layout is None else _encode(result.layout, arrays)
     except _Unencodable as err:
-        raise TypeError(f"FitResult.save: the distribution holds a value that cannot be stored ({err})") from None
+        raise TypeError(f"FitResult.save: the distribution or its layout holds a value that cannot "
+                        f"be stored ({err})") from None
+    if layout is not None and "module" not in layout and "distribution" not in layout:
+        raise TypeError(f"FitResult.save: the layout must be a vikl Module (e.g. a "
+                        f"BijectorLayout); got {type(result.layout).__name__}")
     arrays["losses"] = np.asarray(result.losses)
     for k, v in result.trace.items():
         arrays[f"trace/{k}"] = np.asarray(v)
     d = result.diagnostics
     meta = {
         "format": FORMAT,
-        "version": FORMAT_VERSION,
+        "version": 1 if layout is None else 2,
         "num_steps": int(result.num_steps),
         "batch_size": result.batch_size,
         "wall_time": float(result.wall_time),
@@ -251,6 +265,9 @@ def save(result, path) -> None:
         "diagnostics": _encode({"khat": d.khat, "ess": d.ess, "num_samples": d.num_samples}, arrays),
         "trace": sorted(result.trace),
     }
+    if layout is not None:
+        meta["layout"] = layout
+        meta["constrained"] = constrained
     arrays[_META] = np.array(json.dumps(meta))
     _write_atomically(path, lambda f: np.savez(f, **arrays))
 
@@ -373,8 +390,22 @@ def _fields_from(arrays, families) -> dict:
     if "distribution" not in distribution:
         raise _Malformed("the fitted distribution entry does not hold a distribution")
     trace = _node(meta, "trace", list)
+    distribution = dec(distribution)
+    layout, unconstrained = None, None
+    if meta["version"] >= 2 and "layout" in meta:
+        layout_node = _node(meta, "layout", dict)
+        if "module" not in layout_node and "distribution" not in layout_node:
+            raise _Malformed("the layout entry does not hold a vikl Module")
+        layout = dec(layout_node)
+        if _node(meta, "constrained", bool):
+            if not hasattr(layout, "constrained_distribution"):
+                raise _Malformed(f"the layout {type(layout).__name__} has no constrained_distribution")
+            unconstrained = distribution
+            distribution = push_forward(layout, distribution, batch_size is not None)
     return {
-        "distribution": dec(distribution),
+        "layout": layout,
+        "_unconstrained": unconstrained,
+        "distribution": distribution,
         "params": dec(_node(meta, "params", (dict, list, type(None)))),
         "losses": losses,
         "opt_state": opt_state,

@@ -13,6 +13,11 @@ only through the functions below, which dispatch on the first entry of
 * ``sampler`` -- any other object with ``sample`` only (forward KL by
   cross-entropy).
 
+An unconstrained view (:func:`vikl.unconstrained`) of one of these is a
+``distribution`` (its ``log_prob`` adds the log-Jacobian), except the view of
+Empirical data (its data are the samples mapped through ``b^{-1}``) and of a
+sampler (samples only).
+
 A new kind of target (a transformed target, a NumPyro model, a posterior with
 data) is one more :class:`TargetKind` placed in :data:`KINDS` before the
 kinds it must shadow; objectives, ``fit`` and ``estimate_kl`` then accept it
@@ -72,6 +77,27 @@ def _is_empirical(target) -> bool:
     return isinstance(target, empirical.Empirical)
 
 
+def _unconstrained_inner(target):
+    """The target inside an unconstrained view, else ``None``."""
+    from vikl._unconstrained import Unconstrained  # imported when first needed
+
+    return target.target if isinstance(target, Unconstrained) else None
+
+
+def _is_unconstrained_data(target) -> bool:
+    inner = _unconstrained_inner(target)
+    return inner is not None and _is_empirical(inner)
+
+
+def _is_unconstrained_sampler(target) -> bool:
+    inner = _unconstrained_inner(target)
+    return inner is not None and not hasattr(inner, "log_prob") and not callable(inner)
+
+
+def _unconstrained_data(target):
+    return target.bijector.inverse(jnp.asarray(target.target.samples))
+
+
 def _object_log_prob(target, x):
     return flat_sum(target.log_prob(x), x.shape[0])
 
@@ -92,6 +118,10 @@ def _object_sample(target, key, n):
 
 EMPIRICAL = TargetKind("Empirical", _is_empirical, sample=_object_sample,
                        data=lambda t: jnp.asarray(t.samples))
+UNCONSTRAINED_EMPIRICAL = TargetKind("unconstrained Empirical", _is_unconstrained_data,
+                                     sample=_object_sample, data=_unconstrained_data)
+UNCONSTRAINED_SAMPLER = TargetKind("unconstrained sampler", _is_unconstrained_sampler,
+                                   sample=_object_sample)
 DISTRIBUTION = TargetKind("distribution", lambda t: hasattr(t, "log_prob"),
                           log_prob=_object_log_prob, sample=_object_sample)
 CALLABLE = TargetKind("log-density callable", callable, log_prob=_callable_log_prob,
@@ -99,7 +129,8 @@ CALLABLE = TargetKind("log-density callable", callable, log_prob=_callable_log_p
 SAMPLER = TargetKind("sampler", lambda t: hasattr(t, "sample"), sample=_object_sample)
 
 #: Kinds in the order they are tried.
-KINDS = (EMPIRICAL, DISTRIBUTION, CALLABLE, SAMPLER)
+KINDS = (EMPIRICAL, UNCONSTRAINED_EMPIRICAL, UNCONSTRAINED_SAMPLER, DISTRIBUTION, CALLABLE,
+         SAMPLER)
 
 
 def kind_of(target) -> TargetKind:
@@ -144,7 +175,8 @@ def can_sample(target) -> bool:
         kind = kind_of(target)
     except TypeError:
         return False
-    return kind.sample is not None and hasattr(target, "sample")
+    inner = _unconstrained_inner(target)
+    return kind.sample is not None and hasattr(target if inner is None else inner, "sample")
 
 
 def sample(target, key, n):

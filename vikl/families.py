@@ -24,9 +24,11 @@ __all__ = [
     "categorical",
     "full_rank",
     "gaussian_mixture",
+    "iaf",
     "low_rank",
     "mean_field",
     "real_nvp",
+    "spline_flow",
 ]
 
 
@@ -147,6 +149,55 @@ def real_nvp(dim: int, key, *, num_layers: int = 4, hidden_size: int = 32,
         dim, key, num_layers=num_layers, hidden_size=hidden_size,
         scale=jnp.full((dim,), scale, dt), dtype=dt,
     )
+
+
+def spline_flow(dim: int, key, *, num_layers: int = 4, hidden_size: int = 32,
+                num_bins: int = 8, bound: float = 4.0, scale: float = 1.0, dtype=None):
+    """Neural spline flow starting as ``N(0, scale^2 I)`` (:class:`vikl.SplineFlow`).
+
+    Rational-quadratic spline couplings (Durkan et al. 2019) with identity
+    tails outside ``[-bound, bound]`` (in base units, before the learned
+    output ``loc + scale * .``); each layer starts as the identity.
+
+    Args:
+      dim: event dimension ``d``.
+      key: PRNG key for the hidden weights (required).
+      num_layers: number of spline coupling layers.
+      hidden_size: width of each conditioner's two hidden layers.
+      num_bins: number of spline bins ``K`` (>= 2).
+      bound: half-width of the spline interval.
+      scale: initial output scale.
+      dtype: floating dtype.
+    """
+    from vikl._distributions.flows import SplineFlow
+
+    dim = _check_int("spline_flow", "dim", dim)
+    return SplineFlow.initialize(dim, key, num_layers=num_layers, hidden_size=hidden_size,
+                                 num_bins=num_bins, bound=bound, scale=scale, dtype=_dtype(dtype))
+
+
+def iaf(dim: int, key, *, num_layers: int = 4, hidden_size: int = 32, scale: float = 1.0,
+        dtype=None):
+    """Inverse autoregressive flow starting as ``N(0, scale^2 I)`` (:class:`vikl.InverseAutoregressiveFlow`).
+
+    Affine autoregressive layers with MADE conditioners (Kingma et al. 2016):
+    draws and their log densities in one pass per layer (fast reverse KL);
+    ``log_prob`` at other points inverts each layer in ``d`` passes.
+
+    Args:
+      dim: event dimension ``d``.
+      key: PRNG key for the hidden weights (required).
+      num_layers: number of autoregressive layers.
+      hidden_size: width of each MADE conditioner's two hidden layers.
+      scale: initial output scale.
+      dtype: floating dtype.
+    """
+    from vikl._distributions.flows import InverseAutoregressiveFlow
+
+    dim = _check_int("iaf", "dim", dim)
+    return InverseAutoregressiveFlow.initialize(dim, key, num_layers=num_layers,
+                                                hidden_size=hidden_size, scale=scale,
+                                                dtype=_dtype(dtype))
 
 
 def categorical(num_categories: int, key=None, *, logit_scale: float = 0.01, dtype=None):

@@ -27,4 +27,5 @@ from vikl._distributions.mvn import *  # noqa: F403
 from vikl._distributions.normal import *  # noqa: F403
 from vikl._distributions.poisson import *  # noqa: F403
 from vikl._distributions.studentt import *  # noqa: F403
+from vikl._distributions.transformed import *  # noqa: F403
 from vikl._distributions.uniform import *  # noqa: F403

@@ -20,8 +20,10 @@ class Uniform(Distribution):
     outside. Mean ``(low + high)/2``, variance ``(high - low)²/12``, entropy
     ``log(high - low)`` nats.
 
-    The support depends on the parameters, so the class attribute ``support``
-    is the real line (a superset); samples lie in ``[low, high)``.
+    The support depends on the parameters: ``support`` is the per-instance
+    ``constraints.interval(low, high)`` (so :func:`vikl.fit` fits a Uniform
+    target through ``vikl.bijectors.Interval(low, high)``); samples lie in
+    ``[low, high)``.
 
     Args:
       low: lower bound, finite.
@@ -35,6 +37,11 @@ class Uniform(Distribution):
 
     low: jax.Array = param(constraints.real)
     high: jax.Array = param(constraints.real)
+
+    @property
+    def support(self):
+        """``constraints.interval(low, high)``: depends on this instance's bounds."""
+        return constraints.interval(self.low, self.high)
 
     def _check_args(self):
         low, high = np.asarray(self.low), np.asarray(self.high)

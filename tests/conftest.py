@@ -40,3 +40,28 @@ def key():
 def mc_tolerance(stderr, sigmas=5.0):
     """Monte-Carlo tolerance: ``sigmas`` standard errors (fixed seeds make it deterministic)."""
     return sigmas * np.asarray(stderr, np.float64)
+
+
+# Cases that took over 7 s each (up to 49 s, mostly compile time of the Beta and
+# Dirichlet KL kernels in float64; a benchmark smoke run) in a full run on the 2-core CI machine; the whole
+# default suite must stay under 15 minutes there. Each keeps a faster sibling in the
+# default run (its float32 case, or another pair of the same test); `-m slow` runs them.
+SLOW_CASES = {
+    "tests/test_cross_kl_continuous.py::test_kl_matches_quadrature_and_gradients_are_finite[float64-Beta-Beta]",
+    "tests/test_cross_kl_continuous.py::test_kl_matches_quadrature_and_gradients_are_finite[float64-Beta-Exponential]",
+    "tests/test_large_concentrations.py::test_gradients_finite_at_large_concentrations[float64]",
+    "tests/test_grad_at_equal.py::test_gradient_of_kl_at_p_equal_q_is_zero[float64-Beta-Beta]",
+    "tests/test_large_concentrations.py::test_mixed_precision_pairs_promote[32-64-Dirichlet]",
+    "tests/test_issue19_residue_beta_dirichlet.py::test_dirichlet_sweep_reproducers[float64]",
+    "tests/test_batch_invariance.py::test_kl_of_a_big_batch_equals_the_kl_of_its_pieces[Dirichlet-Dirichlet]",
+    "tests/test_large_concentrations.py::test_beta_and_dirichlet_entropy_all_concentrations[float64]",
+    "tests/test_numpyro_model.py::test_log_prob_is_minus_numpyro_potential_energy[float64-simplex_lkj]",
+    "tests/test_benchmarks.py::test_kl_throughput_quick_run",
+    "tests/test_dirichlet.py::test_kl_jit_vmap_grad_and_self",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid in SLOW_CASES:
+            item.add_marker(pytest.mark.slow)

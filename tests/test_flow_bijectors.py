@@ -189,6 +189,76 @@ def test_spline_gradients_are_finite_at_knots_bounds_and_tails(dtype):
     assert all(np.all(np.isfinite(v)) for v in jax.tree_util.tree_leaves((g_layer, g_x)))
 
 
+def test_spline_conditioner_starts_with_its_kinks_spread(dtype):
+    """Random hidden biases: not positively homogeneous at init, still the identity.
+
+    With zero biases a ReLU conditioner satisfies ``h(c a) = c h(a)`` for ``c > 0``
+    (all kinks at the origin); reverse-KL fits of a ring then often stall. The
+    hidden layers are recomputed here in numpy (float64) from the weights.
+    """
+    d, hidden = 4, 64
+    layer = B.RationalQuadraticSplineCoupling.initialize(d, KEY, hidden_size=hidden, num_bins=5,
+                                                         bound=BOUND, dtype=dtype)
+    w = {k: np.asarray(v, np.float64) for k, v in layer.weights.items()}
+    plain = F.init_mlp(KEY, d // 2, hidden, (d - d // 2) * 14, dtype)
+    for name, fan_in in (("b1", d // 2), ("b2", hidden)):
+        assert np.all(np.abs(w[name]) <= 1 / math.sqrt(fan_in)) and np.std(w[name]) > 0.1 / math.sqrt(fan_in)
+    for name in ("w1", "w2", "w3", "b3"):  # same hidden weights as init_mlp, output layer zero
+        np.testing.assert_array_equal(w[name], np.asarray(plain[name], np.float64))
+    assert not np.any(w["w3"]) and not np.any(w["b3"])
+
+    def hidden2(a):
+        h = np.maximum(a @ w["w1"] + w["b1"], 0)
+        return np.maximum(h @ w["w2"] + w["b2"], 0)
+
+    a = np.random.default_rng(0).standard_normal((200, d // 2))
+    assert np.max(np.abs(hidden2(3 * a) - 3 * hidden2(a))) > 0.5
+    x = _points(9, d, dtype)
+    y, ld = layer.forward_and_log_det(x)
+    t = 1e-6 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(y, x, rtol=t, atol=t)
+    np.testing.assert_allclose(ld, np.zeros(9), atol=t)
+
+
+def _ring_log_z(radius, sd):
+    """log of the ring's normalizer by quadrature (scipy), independent of any closed form."""
+    import scipy.integrate
+
+    val, _ = scipy.integrate.quad(
+        lambda r: 2 * math.pi * r * math.exp(-0.5 * ((r - radius) / sd) ** 2), 0, radius + 20 * sd,
+        points=[radius], epsabs=0, epsrel=1e-13)
+    return math.log(val)
+
+
+@pytest.mark.slow
+def test_spline_flow_fits_a_ring_on_every_seed():
+    """Reverse-KL fits of a thin ring (radius 3, sd 0.3), 5 seeds, flowjax's budget.
+
+    flowjax's coupling RQS flow (knots=8, i.e. 9 bins, interval 6) reaches
+    KL 0.024 ... 0.069 on these settings; with zero hidden biases vikl's
+    spline flow reached 0.057 ... 0.134 (mean 0.090).
+    """
+    import optax
+
+    radius, sd = 3.0, 0.3
+    log_z = _ring_log_z(radius, sd)
+
+    class Ring:
+        def log_prob(self, x):
+            r = jnp.sqrt(jnp.sum(x * x, axis=-1))
+            return -0.5 * ((r - radius) / sd) ** 2 - jnp.asarray(log_z, x.dtype)
+
+    kls = []
+    for seed in range(5):
+        k_init, k_fit = jax.random.split(jax.random.key(seed))
+        q0 = families.spline_flow(2, k_init, num_layers=4, hidden_size=64, num_bins=9, bound=6.0)
+        res = vikl.fit(q0, Ring().log_prob, objective=vikl.objectives.ReverseKL(num_samples=64),
+                       optimizer=optax.adam(1e-3), num_steps=5000, key=k_fit, progress=False)
+        x, log_q = res.distribution.sample_and_log_prob(jax.random.key(9), (20000,))
+        kls.append(float(jnp.mean(log_q - Ring().log_prob(x))))  # KL(q || p), p normalized
+    assert max(kls) < 0.1 and np.mean(kls) < 0.06, kls
+
+
 # ----------------------------------------------------------------------------- flows
 @pytest.mark.parametrize("kind", sorted(FLOWS))
 def test_flows_start_as_the_base_gaussian(kind, dtype):

@@ -42,10 +42,11 @@ def mc_tolerance(stderr, sigmas=5.0):
     return sigmas * np.asarray(stderr, np.float64)
 
 
-# Cases that took over 7 s each (up to 49 s, mostly compile time of the Beta and
-# Dirichlet KL kernels in float64; a benchmark smoke run) in a full run on the 2-core CI machine; the whole
-# default suite must stay under 15 minutes there. Each keeps a faster sibling in the
-# default run (its float32 case, or another pair of the same test); `-m slow` runs them.
+# Cases that took 5-49 s each in a full run on the 2-core CI machine (mostly compile
+# time of the Beta and Dirichlet KL kernels in float64; experiment and benchmark smoke
+# runs); the whole default suite must stay under 15 minutes there. Each keeps a faster
+# sibling in the default run (its float32 case, another pair or experiment of the same
+# test, the notebooks for the experiments' figures); `-m slow` runs them.
 SLOW_CASES = {
     "tests/test_cross_kl_continuous.py::test_kl_matches_quadrature_and_gradients_are_finite[float64-Beta-Beta]",
     "tests/test_cross_kl_continuous.py::test_kl_matches_quadrature_and_gradients_are_finite[float64-Beta-Exponential]",
@@ -58,6 +59,16 @@ SLOW_CASES = {
     "tests/test_numpyro_model.py::test_log_prob_is_minus_numpyro_potential_energy[float64-simplex_lkj]",
     "tests/test_benchmarks.py::test_kl_throughput_quick_run",
     "tests/test_dirichlet.py::test_kl_jit_vmap_grad_and_self",
+    "tests/test_experiments.py::test_readme_figures_are_figures_the_experiments_write",
+    "tests/test_experiments.py::test_writes_figures_and_json[mode_seeking_2d]",
+    "tests/test_experiments.py::test_writes_figures_and_json[vae_digits]",
+    "tests/test_extremes.py::test_dirichlet_kl_with_a_dominant_component[float64-case0]",
+    "tests/test_extremes.py::test_dirichlet_kl_with_a_dominant_component[float64-case2]",
+    "tests/test_lowrank_conditioning.py::test_issue_reproducer_rank_above_dim[float64]",
+    "tests/test_cross_kl_continuous.py::test_kl_matches_quadrature_and_gradients_are_finite[float32-Beta-Gamma]",
+    "tests/test_batch_invariance.py::test_kl_of_a_big_batch_equals_the_kl_of_its_pieces[Beta-Gamma]",
+    "tests/test_batch_invariance.py::test_kl_of_a_big_batch_equals_the_kl_of_its_pieces[LowRankMultivariateNormal-LowRankMultivariateNormal]",
+    "tests/test_numpyro_model.py::test_log_prob_is_minus_numpyro_potential_energy[float32-simplex_lkj]",
 }
 
 

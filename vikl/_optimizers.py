@@ -125,6 +125,6 @@ def restore_opt_state(result, optimizer):
         raise ValueError(
             "fit: the optimizer's state does not match this FitResult's (a different optax "
             "chain?). Continue with the same optimizer, or restart the optimizer with "
-            "fit(result.distribution, ...)."
+            "fit(result.unconstrained_distribution, ...)."
         )
     return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(h) for h in have])

@@ -82,18 +82,6 @@ def support_of(target):
         "declare one of those, or pass the bijector: vikl.unconstrained(target, bijector=...)")
 
 
-def _standin_bijector_for(support):
-    """Stand-in while ``vikl.bijectors.bijector_for`` is not there: real -> Identity, positive -> Exp."""
-    from vikl.bijectors import _elementwise
-
-    name = getattr(support, "name", None)
-    if name in _REAL_NAMES:
-        return _elementwise.Identity()
-    if name == "positive" and support.event_dim == 0:
-        return _elementwise.Exp()
-    raise NotImplementedError(f"no bijector registered for the support {support!r}")
-
-
 def _describe(target) -> str:
     return type(target).__name__
 
@@ -123,10 +111,9 @@ def default_bijector(support, target=None):
             except ImportError:
                 raise NotImplementedError("no NumPyro constraint table") from None
             return bijector_for_numpyro(support)
-        import vikl.bijectors as bij
+        from vikl.bijectors import bijector_for
 
-        lookup = getattr(bij, "bijector_for", None) or _standin_bijector_for
-        return lookup(support)
+        return bijector_for(support)
     except (NotImplementedError, ValueError, KeyError, TypeError) as err:
         raise ValueError(
             f"no bijector is known for the support{where}, {support!r} ({err}). {hint}") from err
@@ -357,14 +344,14 @@ def for_fit(q, target):
 
     * a target that is already a view (has a ``layout``), or whose support
       is all of R^d or unknown (a callable, Empirical data): as is;
-    * a ``q`` whose support is the target's (a Gamma ``q`` for a Gamma
-      target, a ``Transformed`` ``q``): as is, fitted directly;
+    * a ``q`` whose support is not all of R^d (a Gamma ``q`` for a Gamma
+      target, a Beta ``q`` for a Uniform(0, 1), a ``Transformed`` ``q``): as is,
+      fitted directly;
     * a ``q`` on R^d: :func:`unconstrained` ``(target)`` with the default bijector.
 
     Raises:
       ValueError: no bijector is known for the target's support; ``q``'s
-        support is neither R^d nor the target's; ``q``'s point shape is not
-        the unconstrained point shape.
+        point shape is not the unconstrained point shape.
     """
     if has_layout(target):
         return target
@@ -375,11 +362,10 @@ def for_fit(q, target):
     if q_support is not None and _same_support(q_support, support):
         return target
     if q_support is not None and not is_real(q_support):
-        raise ValueError(
-            f"fit: q0 ({type(q).__name__}) has support {q_support!r} but the target "
-            f"({_describe(target)}) has support {support!r}. Use a q0 on R^d (e.g. "
-            "vikl.families.mean_field), which vikl fits through the target's bijector, or a "
-            "q0 on the target's support")
+        # q0 lives on a constrained set of its own (a Beta q for a Uniform(0, 1) target, a
+        # vikl Gamma q for a NumPyro Gamma): fitted directly, as the user wrote it; a q0
+        # whose mass lies outside the target's support stops with an infinite loss.
+        return target
     try:
         view = unconstrained(target)
     except ValueError as err:

@@ -308,8 +308,25 @@ _IMAGES = {
 _IMAGE_MODULES = ("vikl.bijectors._elementwise", "vikl.bijectors._structured")
 
 
+class _UnknownImage(constraints.Constraint):
+    """The support of a constrained base pushed through a map with no tabulated image.
+
+    Not all of R^d (so :func:`vikl.fit` never treats such a q as unconstrained), and
+    ``check`` accepts every value: nothing is known to refuse.
+    """
+
+    name = "unknown_image"
+    description = "the image of the base's support under the bijector (not tabulated)"
+
+
+_UNKNOWN = _UnknownImage()
+
+
 def _support(base, bijector):
-    """The image of the base's support under the bijector, where known; else ``real``.
+    """The image of the base's support under the bijector, where known.
+
+    Unknown images: ``real`` for a base on all of R or R^d (the flows and
+    affine maps keep R^d), else a constraint that is not all of R^d.
 
     Known: a bijector's own ``codomain`` constraint if it has one; ``Identity``
     (the base's support); the maps of ``_IMAGES`` on a base supported on all of R
@@ -329,7 +346,9 @@ def _support(base, bijector):
             if out is constraints.positive and vector and len(base.event_shape) == 1:
                 return constraints.positive_vector
             return out
-    return constraints.real_vector if vector else constraints.real
+    if base.support.name in ("real", "real_vector"):
+        return constraints.real_vector if vector else constraints.real
+    return _UNKNOWN  # a constrained base through a map whose image is not tabulated
 
 
 # ----------------------------------------------------------------------------- KL

@@ -172,8 +172,9 @@ def _lp_hmm(p, d):
 
 def _hsgp_coefficients(z, sd, lscale, slambda):
     """sqrt(S(w; sd, l)) * z with S(w) = sd^2 sqrt(2 pi) l exp(-l^2 w^2 / 2)."""
-    spd = sd**2 * np.sqrt(2 * np.pi) * lscale * jnp.exp(-0.5 * lscale**2 * slambda**2)
-    return jnp.sqrt(spd) * z
+    # sqrt(S) in log space: S underflows to 0 for large l*w, and sqrt'(0) is a NaN gradient
+    log_sqrt_spd = jnp.log(sd) + 0.25 * np.log(2 * np.pi) + 0.5 * jnp.log(lscale) - 0.25 * lscale**2 * slambda**2
+    return jnp.exp(log_sqrt_spd) * z
 
 
 def _lp_mcycle(p, d):

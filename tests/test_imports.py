@@ -140,11 +140,16 @@ def test_experiments_install_inside_vikl_only():
 
 def test_no_function_in_the_library_is_over_80_lines():
     # Long functions were where the fit loop tangled (issue 20); keep them short.
+    # The docstring does not count: a public entry point documents every argument.
     long = []
     for name, path in _modules().items():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 lines = node.end_lineno - node.lineno + 1
+                doc = node.body[0] if node.body else None
+                if (isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant)
+                        and isinstance(doc.value.value, str)):
+                    lines -= doc.end_lineno - doc.lineno + 1
                 if lines > 80:
                     long.append(f"{name}.{node.name}: {lines} lines")
     assert long == []

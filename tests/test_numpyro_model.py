@@ -285,12 +285,6 @@ def _lkj_matrix_model():
     numpyro.sample("C", dist.LKJ(3, 2.0))
 
 
-def _subsampled_model(y):
-    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
-    with numpyro.plate("N", 100, subsample_size=10) as idx:
-        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y[idx])
-
-
 def _failing_model(x):
     raise RuntimeError("boom")
 
@@ -302,7 +296,6 @@ def _failing_model(x):
     (_moving_support_model, (), NotImplementedError, "support of the site 'x'"),
     (_lkj_matrix_model, (), NotImplementedError, "latent site 'C'.*_CorrMatrix.*LKJCholesky"),
     (_failing_model, (1.0,), ValueError, "RuntimeError: boom"),
-    (_subsampled_model, (jnp.zeros(100),), NotImplementedError, "plate 'N' subsamples"),
     ("not a model", (), TypeError, "callable"),
 ])
 def test_bad_models_raise_clear_errors(model, args, exc, match):

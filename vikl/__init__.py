@@ -10,15 +10,20 @@ its pure pieces ``fit_init``/``fit_step``.
 from vikl import _constraints as constraints
 from vikl import _info, bijectors, families, objectives
 from vikl._base import Distribution, param, static, validation
+from vikl._convergence import Convergence
 from vikl._distributions import *  # noqa: F401,F403
 from vikl._distributions import __dict__ as _families_ns
 from vikl._estimators import Estimate, EstimateWarning, estimate_kl
 from vikl._fit import FitDivergedError, FitInterrupted, FitResult, fit
+from vikl._fit_result import FitWarning
 from vikl._info import *  # noqa: F401,F403
+from vikl._init import InitializationError, InitializationWarning, find_mode, laplace, pathfinder
 from vikl._jax_check import warn_if_bad_jaxlib as _warn_if_bad_jaxlib
 from vikl._kl import kl_divergence, register_kl, registered_kl_pairs
 from vikl._loop import FitState, fit_init, fit_step
 from vikl._numpyro_model import NumPyroLayout, NumPyroModel, to_arviz
+from vikl._optimizers import preconditioned_adam
+from vikl._posterior import Posterior
 from vikl._unconstrained import unconstrained
 
 # Importing the modules above compiles nothing; warn before the first computation.
@@ -48,6 +53,14 @@ __all__ = [
     "FitResult",
     "FitDivergedError",
     "FitInterrupted",
+    "FitWarning",
+    "Convergence",
+    "find_mode",
+    "laplace",
+    "pathfinder",
+    "preconditioned_adam",
+    "InitializationError",
+    "InitializationWarning",
     "FitState",
     "fit_init",
     "fit_step",
@@ -55,6 +68,7 @@ __all__ = [
     "NumPyroModel",
     "NumPyroLayout",
     "to_arviz",
+    "Posterior",
     "objectives",
     "families",
     "bijectors",

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from vikl import _targets
+from vikl import _qmc, _targets
 from vikl._base import is_concrete
 from vikl._diagnostics import gpd_fit
 from vikl._math import x_minus_log1p
@@ -126,11 +126,17 @@ def _tails(t, num):
     return both
 
 
-def _chunk_stats(p, q, key, n, estimator, tail=False):
+def _chunk_stats(p, q, key, n, estimator, tail=False, rqmc=None):
     """(mean, M2, #terms = +inf, #NaN terms) of the estimator's terms over ``n`` fresh
-    samples of p; with ``tail``, also the terms' largest and smallest values (else None)."""
+    samples of p; with ``tail``, also the terms' largest and smallest values (else None).
+
+    ``rqmc = (start, total)``: the draws are points ``start .. start + n - 1`` of the
+    Sobol set of ``total`` points scrambled by ``key`` (else i.i.d.)."""
     # log p from the noise where the family can (a Gaussian: no triangular solve).
-    x, log_p = _targets.draw(p, key, n)
+    if rqmc is None:
+        x, log_p = _targets.draw(p, key, n)
+    else:
+        x, log_p = _qmc.draw(p, key, n, start=rqmc[0], total=rqmc[1])
     # Give p's samples leading unit axes so they broadcast against q's batch.
     p_batch = tuple(getattr(p, "batch_shape", ()))
     q_batch = tuple(getattr(q, "batch_shape", ()))
@@ -155,26 +161,37 @@ def _combine(a, b):
     return n, ma + delta * wb, sa + sb + delta * delta * na * wb
 
 
-def _estimate(p, q, key, num_samples, estimator, chunk_size):
-    """(Estimate, ((#terms = +inf, #NaN terms), both tails of the first chunk's terms))."""
+def _estimate(p, q, key, num_samples, estimator, chunk_size, draws="mc"):
+    """(Estimate, ((#terms = +inf, #NaN terms), both tails of the first chunk's terms)).
+
+    With ``draws="rqmc"`` every chunk takes the next points of ONE scrambled Sobol
+    set of ``num_samples`` points (one key), so the chunks together are that set.
+    """
     num_full, rem = divmod(num_samples, chunk_size)
     key_full, key_rem = jax.random.split(key)
+    rqmc = draws == "rqmc"
+
+    def chunk(k, start, n, tail=False):
+        where = (start, num_samples) if rqmc else None
+        return _chunk_stats(p, q, key_full if rqmc else k, n, estimator, tail, where)
+
     stats = None
     if num_full:
         keys = jax.random.split(key_full, num_full)
-        mean0, m20, counts, top = _chunk_stats(p, q, keys[0], chunk_size, estimator, tail=True)
+        starts = jnp.arange(num_full, dtype=jnp.uint32) * chunk_size
+        mean0, m20, counts, top = chunk(keys[0], 0, chunk_size, tail=True)
         dtype = mean0.dtype
         init = ((jnp.asarray(chunk_size, dtype), mean0, m20), counts)
 
-        def body(carry, k):
-            m, s, c, _ = _chunk_stats(p, q, k, chunk_size, estimator)
+        def body(carry, ks):
+            m, s, c, _ = chunk(*ks, chunk_size)
             stats, seen = carry
             merged = _combine(stats, (jnp.asarray(chunk_size, dtype), m, s))
             return (merged, jax.tree_util.tree_map(jnp.add, seen, c)), None
 
-        (stats, counts), _ = lax.scan(body, init, keys[1:])
+        (stats, counts), _ = lax.scan(body, init, (keys[1:], starts[1:]))
     if rem:
-        m, s, c, top_rem = _chunk_stats(p, q, key_rem, rem, estimator, tail=stats is None)
+        m, s, c, top_rem = chunk(key_rem, num_full * chunk_size, rem, tail=stats is None)
         part = (jnp.asarray(rem, m.dtype), m, s)
         if stats is None:
             stats, counts, top = part, c, top_rem
@@ -189,7 +206,7 @@ def _estimate(p, q, key, num_samples, estimator, chunk_size):
     return Estimate(value, stderr), (counts, top)
 
 
-_estimate_jit = jax.jit(_estimate, static_argnums=(3, 4, 5))
+_estimate_jit = jax.jit(_estimate, static_argnums=(3, 4, 5, 6))
 
 
 def _pareto_khat(row):
@@ -286,7 +303,31 @@ def _default_chunk(p, num_samples):
     return max(1, chunk - chunk % 2)
 
 
-def estimate_kl(p, q, key, num_samples: int = 10_000, estimator: str = "k1", *, chunk_size=None):
+def _check_args(p, q, num_samples, estimator, chunk_size, draws):
+    """``(num_samples, chunk_size, draws)`` checked and resolved for :func:`estimate_kl`."""
+    if estimator not in _ESTIMATORS:
+        raise ValueError(f"estimator must be one of {_ESTIMATORS}; got {estimator!r}")
+    num_samples = check_int("num_samples", num_samples, 2, where="estimate_kl")
+    _qmc.check_draws(draws, "estimate_kl")
+    draws = _qmc.resolve(draws, p)
+    if draws == "rqmc":
+        if _qmc.base_size(p) is None:
+            _qmc.sample_from_base(p, None)  # raises, naming p's family
+        if num_samples > 2**32:
+            raise ValueError(f"estimate_kl: draws='rqmc' takes at most 2**32 samples; got {num_samples}")
+    for obj, name, needs in ((p, "p", ("sample", "log_prob")), (q, "q", ("log_prob",))):
+        for method in needs:
+            if not callable(getattr(obj, method, None)):
+                raise TypeError(f"estimate_kl: {name} must have a {method}() method; got {type(obj).__name__}")
+    if chunk_size is None:
+        chunk_size = _default_chunk(p, num_samples)
+    else:
+        chunk_size = check_int("chunk_size", chunk_size, where="estimate_kl")
+    return num_samples, min(chunk_size, num_samples), draws
+
+
+def estimate_kl(p, q, key, num_samples: int = 10_000, estimator: str = "k1", *, chunk_size=None,
+                draws: str = "mc"):
     """Monte-Carlo estimate of ``KL(p‖q) = E_p[log p(X) − log q(X)]``, in nats.
 
     Draws ``X_1..X_n ~ p`` and averages one of Schulman's estimators of the
@@ -325,7 +366,19 @@ def estimate_kl(p, q, key, num_samples: int = 10_000, estimator: str = "k1", *, 
       chunk_size: draws per chunk (static). Defaults to an even number of draws
         holding about 2**19 values (2 MiB of float32), which keeps each chunk in
         cache. Results depend on it (the random stream is split per chunk), not on
-        anything else.
+        anything else (with ``draws="rqmc"``, not on it either).
+      draws: ``"mc"`` (i.i.d. draws of p, default), ``"rqmc"`` or ``"auto"``
+        (``"rqmc"`` where p supports it, else ``"mc"``) (static). RQMC is
+        randomized quasi-Monte Carlo: the ``num_samples`` draws made from ONE
+        scrambled Sobol point set mapped to normals (:mod:`vikl._qmc`); p must be
+        a Normal, MultivariateNormalDiag, MultivariateNormal,
+        LowRankMultivariateNormal or a flow (other p raise ``ValueError``). Still
+        unbiased (``k1``, ``k3``), and for smooth log-ratios far more accurate at
+        equal ``num_samples`` (best at a power of two; see
+        ``benchmarks/results/qmc.md``). ``stderr`` is then the Monte-Carlo
+        formula over the same draws: RQMC points are not independent, so it is
+        not the RQMC error, which is usually much smaller (to measure that, take
+        the spread of estimates over several keys).
 
     Returns:
       :class:`Estimate` with ``value`` and ``stderr``, of shape
@@ -336,27 +389,20 @@ def estimate_kl(p, q, key, num_samples: int = 10_000, estimator: str = "k1", *, 
         of p (``value = +inf``) or NaN terms; concrete results only.
 
     Raises:
-      ValueError: unknown ``estimator`` or ``num_samples < 2``.
+      ValueError: unknown ``estimator`` or ``draws``, ``num_samples < 2``, or
+        ``draws="rqmc"`` with a p that cannot draw from given normals or more
+        than ``2**32`` samples.
 
     References:
       J. Schulman, "Approximating KL divergence" (2020),
       http://joschu.net/blog/kl-approx.html
+      A. Buchholz, F. Wenzel, S. Mandt (2018). Quasi-Monte Carlo variational
+      inference. ICML.
     """
-    if estimator not in _ESTIMATORS:
-        raise ValueError(f"estimator must be one of {_ESTIMATORS}; got {estimator!r}")
-    num_samples = check_int("num_samples", num_samples, 2, where="estimate_kl")
-    for obj, name, needs in ((p, "p", ("sample", "log_prob")), (q, "q", ("log_prob",))):
-        for method in needs:
-            if not callable(getattr(obj, method, None)):
-                raise TypeError(f"estimate_kl: {name} must have a {method}() method; got {type(obj).__name__}")
-    if chunk_size is None:
-        chunk_size = _default_chunk(p, num_samples)
-    else:
-        chunk_size = check_int("chunk_size", chunk_size, where="estimate_kl")
-    chunk_size = min(chunk_size, num_samples)
+    num_samples, chunk_size, draws = _check_args(p, q, num_samples, estimator, chunk_size, draws)
     if _is_array_pytree((p, q)):
-        result = _estimate_jit(p, q, key, num_samples, estimator, chunk_size)
+        result = _estimate_jit(p, q, key, num_samples, estimator, chunk_size, draws)
     else:
-        run = jax.jit(functools.partial(_estimate, p, q), static_argnums=(1, 2, 3))
-        result = run(key, num_samples, estimator, chunk_size)
+        run = jax.jit(functools.partial(_estimate, p, q), static_argnums=(1, 2, 3, 4))
+        result = run(key, num_samples, estimator, chunk_size, draws)
     return _diagnose(result, estimator, num_samples)

@@ -25,6 +25,14 @@ Design (see ``fit``'s docstring for the user-facing contract):
   the diagnostics after ``T`` steps use ``fold_in(key_diag, T)``; so
   ``fit(fit(q0, n=a), n=b)`` reproduces ``fit(q0, n=a+b)`` bit for bit, and so
   does a loop of ``vikl.fit_step`` from ``vikl.fit_init(q0, key=key)``.
+* Without ``num_steps`` (run until converged), ``vikl._init.for_fit`` first
+  sets ``q0`` and the optimizer; chunks then hold whole windows of steps
+  (``_chunk_windows``: the same step plus, in the loop's carry, each window's
+  sum of parameters) and the host checks the rule of
+  :mod:`vikl._convergence` at fixed window counts. When it holds inside a
+  chunk, the chunk is rerun from its start to that checkpoint, so the stop
+  does not depend on chunk timing either. Trust checks (``FitWarning``)
+  follow.
 """
 
 from __future__ import annotations
@@ -33,17 +41,18 @@ import dataclasses
 import functools
 import math
 import time
+import warnings
 from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vikl import _loop, _objective_terms, _targets, _unconstrained
+from vikl import _convergence, _init, _loop, _objective_terms, _targets, _unconstrained
 from vikl import objectives as _objectives
 from vikl._base import Distribution
 from vikl._diagnostics import ISDiagnostics
-from vikl._fit_result import FitDivergedError, FitResult
+from vikl._fit_result import FitDivergedError, FitResult, FitWarning
 from vikl._optimizers import continuation_optimizer, resolve_optimizer, restore_opt_state
 from vikl._params import unconstrain
 from vikl._validate import check_int
@@ -54,6 +63,7 @@ DEFAULT_NUM_DIAGNOSTIC_SAMPLES = 2000
 _PROGRESS_SECONDS = 0.25  # target duration of a chunk with the progress bar on
 _QUIET_SECONDS = 0.5  # ... and off (the divergence check and Ctrl-C get a chance)
 _MAX_CAPACITY = 4**6  # longest chunk, in steps (its step keys are derived together)
+_SKIP = "skip"  # _resolve_init: do not call vikl._init.for_fit at all
 
 
 class FitInterrupted(KeyboardInterrupt):
@@ -214,6 +224,48 @@ def _run_chunk(spec, cap, params, opt_state, q_dyn, target_dyn, key, start, n):
     return _vmap_if(spec, fn, axes)(params, opt_state, q_dyn, target_dyn, key, start, n)
 
 
+def _chunk_windows(spec, cap, window, params, opt_state, q_dyn, target_dyn, key, start, n):
+    """``n`` steps (a multiple of ``window``) as ``_chunk_single``, plus each window's parameter sum.
+
+    The sum of the parameters entering each step (those its loss belongs to) is
+    carried through the loop and written out per window, so the Polyak average
+    costs one addition per step and no per-step copies leave the device.
+    """
+    step_key = jax.random.split(key)[0]
+    template = spec.q_static.rebuild(q_dyn)
+    target = spec.target_static.rebuild(target_dyn)
+    update = functools.partial(_loop.update, spec.objective, spec.optimizer, template, target)
+
+    def loss_fn(p, key):
+        return _loop.objective_value(spec.objective, _loop.current_q(template, p), target, key)
+
+    (loss_shape, aux_shapes) = jax.eval_shape(loss_fn, params, jax.random.fold_in(step_key, start))
+    losses = jnp.zeros((cap,), loss_shape.dtype)
+    auxes = jax.tree_util.tree_map(lambda s: jnp.zeros((cap,) + s.shape, s.dtype), aux_shapes)
+    codes = jnp.zeros((cap,), jnp.int32)
+    acc = jax.tree_util.tree_map(jnp.zeros_like, params)
+    sums = jax.tree_util.tree_map(lambda x: jnp.zeros((cap // window,) + x.shape, x.dtype), params)
+
+    def step(i, state):
+        p, s, losses, auxes, codes, acc, sums = state
+        acc = jax.tree_util.tree_map(jnp.add, acc, p)
+        p, s, loss, aux, code = update(p, s, jax.lax.dynamic_index_in_dim(keys, i, keepdims=False))
+        put = lambda b, a: jax.lax.dynamic_update_index_in_dim(b, a, i, 0)  # noqa: E731
+        put_w = lambda b, a: jax.lax.dynamic_update_index_in_dim(b, a, i // window, 0)  # noqa: E731
+        sums = jax.tree_util.tree_map(put_w, sums, acc)
+        end = (i + 1) % window == 0
+        acc = jax.tree_util.tree_map(lambda a: jnp.where(end, jnp.zeros_like(a), a), acc)
+        return (p, s, put(losses, loss), jax.tree_util.tree_map(put, auxes, aux), put(codes, code),
+                acc, sums)
+
+    keys = jax.vmap(jax.random.fold_in, (None, 0))(step_key, start + jnp.arange(cap, dtype=start.dtype))
+    out = jax.lax.fori_loop(0, n, step, (params, opt_state, losses, auxes, codes, acc, sums))
+    return out[:5] + (out[6],)
+
+
+_run_windows = jax.jit(_chunk_windows, static_argnums=(0, 1, 2))
+
+
 def _finish_single(spec, num, params, q_dyn, target_dyn, key, step):
     q = _loop.current_q(spec.q_static.rebuild(q_dyn), params)
     if not num:
@@ -364,6 +416,7 @@ class _Run:
     batch: Optional[int]
     has_log_prob: bool
     previous: Optional[FitResult]
+    init: Optional[str] = None  # the initializer that ran, if any
 
 
 def _start(q0, objective, optimizer, key):
@@ -408,11 +461,20 @@ def _batch_size(previous, q_list, q_batched, t_list, key, key_batched):
     return batch
 
 
-def _prepare(q0, target, objective, optimizer, key, num_samples) -> _Run:
-    """Resolves ``fit``'s arguments into a :class:`_Run` (batching, spec, initial state)."""
+def _prepare(q0, target, objective, optimizer, key, num_samples, *, init=_SKIP,
+             converge=False) -> _Run:
+    """Resolves ``fit``'s arguments into a :class:`_Run` (batching, spec, initial state).
+
+    ``init``: what :func:`vikl._init.for_fit` gets as ``init`` on a single
+    fresh fit (``_SKIP``: it is not called); ``converge``: whether the fit runs
+    to a stopping rule (batches refused).
+    """
+    user_optimizer = optimizer
     previous, q_list, q0, q_batched, objective, optimizer, key = _start(q0, objective, optimizer, key)
     if key is None:
         raise ValueError("fit: key is required, e.g. key=jax.random.key(0)")
+    if objective is None and converge:  # RQMC draws where q's family has them (issue 22 §5)
+        objective = _objectives.get("reverse_kl", num_samples).replace(draws="auto")
     objective = _objectives.get("reverse_kl" if objective is None else objective, num_samples)
     key = key if isinstance(key, jax.Array) else jnp.asarray(key)
     key_batched = _is_key_batch(key)
@@ -424,6 +486,21 @@ def _prepare(q0, target, objective, optimizer, key, num_samples) -> _Run:
     else:
         target = _unconstrained.for_fit(q_first, target)
     batch = _batch_size(previous, q_list, q_batched, t_list, key, key_batched)
+    if batch is not None and (converge or init != _SKIP):
+        raise ValueError(
+            f"fit: {'num_steps=None (run until converged)' if converge else f'init={init!r}'} "
+            "needs a single fit; got a batch (a list of q0s or targets, or a batch of keys). "
+            "Give num_steps for a batched fit, or fit the members one by one"
+        )
+    ran_init = None
+    if init != _SKIP and previous is None:
+        before = q0
+        out = _init.for_fit(q0, target, init=init, optimizer=user_optimizer,
+                            key=jax.random.fold_in(key, 0x5EED), converge=converge)
+        q0, optimizer = out[0], resolve_optimizer(out[1])
+        if q0 is not before:
+            ran_init = out[2] if len(out) > 2 else (
+                getattr(_init, "AUTO", init) if init == "auto" else init)
     q_static, q_dyn = _stack_static(q_list, "q0") if q_list is not None else _split_static(q0)
     target_static, target_dyn = (
         _stack_static(t_list, "target") if t_list is not None else _split_static(target))
@@ -440,7 +517,8 @@ def _prepare(q0, target, objective, optimizer, key, num_samples) -> _Run:
                 lambda x: jnp.broadcast_to(x, (batch,) + x.shape), (params, opt_state))
     has_log_prob = _targets.has_log_prob(t_list[0] if t_list is not None else target)
     return _Run(spec, params, opt_state, q_dyn, target_dyn, key,
-                previous.num_steps if previous is not None else 0, batch, has_log_prob, previous)
+                previous.num_steps if previous is not None else 0, batch, has_log_prob, previous,
+                ran_init)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -513,7 +591,112 @@ def _drive(run: _Run, num_steps, progress, chunk_size, num_diag) -> _Done:
     return done
 
 
-def _result(run: _Run, done: _Done, elapsed, num_diag) -> FitResult:
+@dataclasses.dataclass
+class _Converged:
+    """The outcome of a run to a stopping rule (fields of FitResult)."""
+
+    converged: bool
+    converged_at: Optional[int]
+    convergence: str
+    averaged_over: int
+
+
+def _window_capacity(window, chunk_size):
+    """Steps per compiled chunk in converge mode: a power-of-2 number of windows.
+
+    It does not depend on ``max_steps``, so runs with different limits share one program.
+    """
+    most = max(window, min(_MAX_CAPACITY, chunk_size or _MAX_CAPACITY))
+    n = 1
+    while 2 * n * window <= most:
+        n *= 2
+    return n * window
+
+
+def _drive_converge(run: _Run, max_steps, conv, progress, chunk_size, num_diag):
+    """Runs whole windows until ``conv``'s rule holds at a checkpoint or ``max_steps`` are done.
+
+    Returns ``(done, converged)`` with ``done.params`` the Polyak average of the
+    last two windows. Chunks hold whole windows; when the rule holds inside a
+    chunk, the chunk is rerun from its start up to that checkpoint (the same
+    program and inputs give the same steps), so the result does not depend on
+    where chunks end.
+    """
+    w = conv.window
+    limit = max_steps // w * w
+    cap = _window_capacity(w, chunk_size)
+    rate_key = _rate_key(run, ("windows", w, cap))
+    fixed = max(w, chunk_size // w * w) if chunk_size is not None else None
+    chunker = _Chunker(cap, fixed, _PROGRESS_SECONDS if progress else _QUIET_SECONDS,
+                       _RATES.get(rate_key))
+    template = run.spec.q_static.rebuild(run.q_dyn)
+    rule = conv.rule
+    if rule == "auto":
+        rule = "skl" if _convergence.has_self_kl(template) else "loss"
+    monitor = _convergence.Monitor(conv, run.spec.q_static, run.q_dyn, rule, run.params, limit // w)
+    bar = _progress_bar(limit) if progress else None
+    done = _Done([], [], run.params, run.opt_state)
+    state = None  # (windows done, converged?) of the last checkpoint
+    t0 = time.perf_counter()
+    try:
+        while done.num_steps < limit:
+            start = run.step0 + done.num_steps
+            m = max(w, chunker.take(limit - done.num_steps) // w * w)
+            tc = time.perf_counter()
+            params, opt_state, lbuf, abuf, cbuf, sums = _run_windows(
+                run.spec, cap, w, done.params, done.opt_state, run.q_dyn, run.target_dyn, run.key,
+                np.int32(start), np.int32(m))
+            chunk, codes = np.asarray(lbuf)[:m], np.asarray(cbuf)[:m]
+            if not (np.all(np.isfinite(chunk)) and not np.any(codes)):
+                history = ([run.previous.losses] if run.previous is not None else []) + done.losses
+                _raise_diverged(history, chunk, codes, start, False,
+                                functools.partial(_replay, run, cap, done, start))
+            losses = np.concatenate(done.losses + [chunk])
+            stop = None
+            sums = jax.tree_util.tree_map(np.asarray, sums)
+            for j in range(m // w):
+                monitor.push(jax.tree_util.tree_map(lambda x: x[j], sums))  # noqa: B023
+                if monitor.check(losses[: done.num_steps + (j + 1) * w]):
+                    stop = j + 1
+                    break
+            if stop is not None and stop * w < m:  # rerun the chunk up to the checkpoint
+                m = stop * w
+                params, opt_state, lbuf, abuf, _, _ = _run_windows(
+                    run.spec, cap, w, done.params, done.opt_state, run.q_dyn, run.target_dyn,
+                    run.key, np.int32(start), np.int32(m))
+                chunk = chunk[:m]
+            aux = {k: np.asarray(a)[:m] for k, a in abuf.items()}
+            done = _Done(done.losses + [chunk], done.aux + [aux], params, opt_state)
+            chunker.update(m, time.perf_counter() - tc)
+            if bar is not None:
+                bar.update(m)
+                bar.set_postfix_str(f"loss={float(chunk[-1]):.5g}", refresh=False)
+            if stop is not None:
+                state = True
+                break
+        if chunker.rate and done.num_steps > w:
+            if len(_RATES) > 256:
+                _RATES.clear()
+            _RATES[rate_key] = chunker.rate
+    except (KeyboardInterrupt, RuntimeError, ValueError) as err:
+        if not isinstance(err, KeyboardInterrupt) and "KeyboardInterrupt" not in str(err):
+            raise
+        raise FitInterrupted(_result(run, done, time.perf_counter() - t0, num_diag)) from err
+    finally:
+        if bar is not None:
+            bar.close()
+    converged = bool(state)
+    # The two blocks of the last check (tail averaging; for a run that never converged, the
+    # average over a quarter to half of the run is far less noisy than the last windows').
+    params, steps = monitor.average()
+    done = _Done(done.losses, done.aux, params, done.opt_state)
+    end = run.step0 + done.num_steps
+    text = (f"converged ({monitor.rule} rule) at step {end}: {monitor.last}" if converged
+            else f"not converged ({monitor.rule} rule) after {done.num_steps} steps: {monitor.last}")
+    return done, _Converged(converged, end if converged else None, text, steps)
+
+
+def _result(run: _Run, done: _Done, elapsed, num_diag, stopped: Optional[_Converged] = None) -> FitResult:
     """The FitResult of ``run`` after the steps in ``done`` (diagnostics computed lazily)."""
     spec, batched = run.spec, run.batch is not None
     end = np.int32(run.step0 + done.num_steps)
@@ -539,6 +722,11 @@ def _result(run: _Run, done: _Done, elapsed, num_diag) -> FitResult:
         key=run.key, num_steps=int(end), objective=spec.objective, optimizer=spec.optimizer,
         _diagnostics=diagnostics, trace=trace, batch_size=run.batch, wall_time=elapsed,
         layout=layout, _unconstrained=None if constrained is None else distribution,
+        converged=None if stopped is None else stopped.converged,
+        converged_at=None if stopped is None else stopped.converged_at,
+        convergence=None if stopped is None else stopped.convergence,
+        averaged_over=1 if stopped is None else stopped.averaged_over,
+        init=run.init,
     )
 
 
@@ -556,16 +744,47 @@ def _layout(run: _Run):
 
 
 # ----------------------------------------------------------------------------- fit
-def fit(q0, target, *, objective=None, optimizer=None, num_steps: int,
-        num_samples: Optional[int] = None, key=None, progress: bool = True,
-        chunk_size: Optional[int] = None,
-        num_diagnostic_samples: int = DEFAULT_NUM_DIAGNOSTIC_SAMPLES) -> FitResult:
+def fit(q0, target, *, objective=None, optimizer=None, num_steps: Optional[int] = None,
+        max_steps: Optional[int] = None, num_samples: Optional[int] = None, key=None,
+        progress: bool = True, chunk_size: Optional[int] = None,
+        num_diagnostic_samples: int = DEFAULT_NUM_DIAGNOSTIC_SAMPLES, init="auto",
+        convergence=None, check: Optional[bool] = None) -> FitResult:
     """Fits a variational distribution ``q`` to ``target`` by stochastic optimization.
 
     Minimizes ``objective(q, target, key)`` (by default the reverse KL up to a
     constant, i.e. the negative ELBO, ``E_q[log q(X) - log p(X)]`` in nats) over
-    ``q``'s parameters in unconstrained space, with ``num_steps`` optax steps
-    compiled into one ``jax.jit`` + ``lax.fori_loop`` program run in chunks.
+    ``q``'s parameters in unconstrained space, with optax steps compiled into
+    one ``jax.jit`` + ``lax.fori_loop`` program run in chunks.
+
+    Two modes:
+
+    * ``num_steps=n``: exactly ``n`` steps from ``q0`` as given (unless
+      ``init`` names an initializer explicitly); the last iterate is
+      returned. Bit-identical to a loop of :func:`vikl.fit_step` from
+      :func:`vikl.fit_init`.
+    * ``num_steps=None`` (the default): run until converged. ``q0`` is first
+      set by the initializer (``init="auto"``), then whole windows of steps
+      run until the stopping rule :class:`vikl.Convergence` holds at a
+      window's end, at most ``max_steps`` steps (default 100,000). The rule
+      is checked at fixed step counts (windows of 100 steps; after windows
+      3-8, 10, 12, 14, 16, 20, ...), so the result does not depend on timing.
+      It compares the last three blocks of windows (blocks grow with the
+      run, an eighth to a quarter of it each): the symmetrized KLs between their
+      parameter averages below 0.1 nats and no significant decrease of the
+      loss (families with a closed-form KL, e.g. the Gaussians), or a loss
+      decrease per block below 0.05 nats with confidence (any other family);
+      details in :class:`vikl.Convergence`. The returned ``q`` is the
+      Polyak-Ruppert average of the iterates of the last two blocks compared
+      (also when the rule never held: a quarter to half of the run), taken
+      in unconstrained parameter space (``result.averaged_over`` steps);
+      ``losses`` and ``trace`` keep every step. ``result.converged``,
+      ``converged_at`` and ``convergence`` say
+      whether, when and by which statistics the rule held. With no
+      ``objective`` given, this mode uses ``ReverseKL(draws="auto")``:
+      randomized quasi-Monte Carlo draws for the families that have them
+      (lower-variance gradients; see :mod:`vikl.objectives`). Single fits only
+      (a batch raises ValueError: give ``num_steps`` for batched fits).
+      Trust checks run afterwards (see ``check``).
 
     Args:
       q0: the initial :class:`vikl.Distribution` (any family, also a user's
@@ -592,7 +811,11 @@ def fit(q0, target, *, objective=None, optimizer=None, num_steps: int,
         learning rate) or an optax schedule (Adam with it); ``None``:
         ``optax.adam(1e-2)``. Reuse one optimizer object across calls:
         a new object compiles a new program.
-      num_steps: optimization steps in this call.
+      num_steps: optimization steps in this call (an int >= 1); ``None``:
+        run until converged (see above).
+      max_steps: the most steps of a run until converged (an int, at least
+        three windows; default 100,000), rounded down to whole windows. Not
+        allowed with ``num_steps``.
       num_samples: Monte-Carlo draws per step; overrides the objective's
         (default 16). Not allowed with a plain-function objective.
       key: PRNG key (typed or legacy). A batch of keys (leading axis) runs
@@ -605,6 +828,23 @@ def fit(q0, target, *, objective=None, optimizer=None, num_steps: int,
         and importance-sampling ESS (0 turns them off; needs the target's
         log density). They are computed when ``result.diagnostics`` (or
         ``khat``/``ess``) is first read.
+      init: how to set the starting ``q`` before the steps: ``"auto"``
+        (default: the initializer's choice, run only when ``num_steps`` is
+        ``None``; no effect with ``num_steps`` given), ``"laplace"`` or
+        ``"pathfinder"`` (run in both modes), or ``None``/``"none"`` (start
+        from ``q0`` as given). Initializers run for a single fresh fit of a
+        Gaussian family against a target with a log density (see
+        ``vikl._init``); other ``q0`` are used as given.
+        ``result.init`` names the initializer that ran.
+      convergence: the stopping rule of a run until converged: a
+        :class:`vikl.Convergence`, a dict of its fields, or ``None`` (the
+        defaults). Not allowed with ``num_steps``.
+      check: whether to warn (:class:`vikl.FitWarning`) when the fit cannot
+        be trusted: a PSIS k-hat above 0.7 (this computes the diagnostics:
+        ``num_diagnostic_samples`` draws), a stopping rule that never held,
+        a fitted scale that collapsed. ``None`` (default): check after a run
+        until converged, not after a fixed ``num_steps``; ``True``/``False``:
+        always/never. The texts are also kept in ``result.warnings``.
 
     Returns:
       A :class:`FitResult` (``distribution``, ``params``, ``losses`` of the
@@ -619,7 +859,11 @@ def fit(q0, target, *, objective=None, optimizer=None, num_steps: int,
       FitInterrupted: on Ctrl-C (a ``KeyboardInterrupt``); ``err.result`` is
         the :class:`FitResult` of the steps finished so far.
       ValueError: bad arguments (each message names the argument), a support
-        with no known bijector, or a ``q0`` that does not fit its space.
+        with no known bijector, a ``q0`` that does not fit its space, or a
+        batched fit with ``num_steps=None``.
+
+    Warns:
+      FitWarning: see ``check``.
 
     Example:
       >>> import jax, vikl
@@ -630,12 +874,78 @@ def fit(q0, target, *, objective=None, optimizer=None, num_steps: int,
       >>> round(float(res.distribution.loc), 3), round(float(res.distribution.scale), 3)
       (3.0, 2.0)
     """
-    num_steps = check_int("num_steps", num_steps, where="fit")
+    converge = num_steps is None
+    if converge:
+        conv = _convergence.resolve(convergence)
+        max_steps = _convergence.DEFAULT_MAX_STEPS if max_steps is None else check_int(
+            "max_steps", max_steps, 3 * conv.window,
+            where="fit (the first check of the rule is after three windows)")
+    else:
+        num_steps = check_int("num_steps", num_steps, where="fit")
+        for name, value in (("max_steps", max_steps), ("convergence", convergence)):
+            if value is not None:
+                raise ValueError(f"fit: {name} applies only when running until converged "
+                                 f"(num_steps=None); got {name}={value!r} with num_steps={num_steps}")
     num_diag = check_int("num_diagnostic_samples", num_diagnostic_samples, 0, where="fit")
-    run = _prepare(q0, target, objective, optimizer, key, num_samples)
+    if chunk_size is not None:
+        chunk_size = check_int("chunk_size", chunk_size, where="fit")
+    if check is not None and not isinstance(check, (bool, np.bool_)):
+        raise TypeError(f"fit: check must be None, True or False; got {check!r}")
+    init = _resolve_init(init, q0, converge)
+    run = _prepare(q0, target, objective, optimizer, key, num_samples, init=init, converge=converge)
     t0 = time.perf_counter()
-    done = _drive(run, num_steps, progress, chunk_size, num_diag)
-    return _result(run, done, time.perf_counter() - t0, num_diag)
+    if not converge:
+        done = _drive(run, num_steps, progress, chunk_size, num_diag)
+        result = _result(run, done, time.perf_counter() - t0, num_diag)
+    else:
+        done, stopped = _drive_converge(run, max_steps, conv, progress, chunk_size, num_diag)
+        result = _result(run, done, time.perf_counter() - t0, num_diag, stopped)
+    if converge if check is None else check:
+        result = _trust(run, result, max_steps if converge else None)
+    return result
+
+
+_INITS = ("auto", "laplace", "pathfinder", "none")
+
+
+def _resolve_init(init, q0, converge):
+    """What to pass to ``vikl._init.for_fit`` as ``init`` (checked), or ``_SKIP``.
+
+    A fresh fit until converged always goes through ``for_fit`` (it also picks
+    that mode's default optimizer, with ``init=None`` too); a fixed-step fit
+    only for an initializer named explicitly, so that it stays bit-identical
+    to a loop of ``fit_step``; a continued fit never.
+    """
+    if init == "none":
+        init = None
+    if init is not None and (not isinstance(init, str) or init not in _INITS):
+        raise ValueError(f"fit: init must be one of {_INITS} or None; got {init!r}")
+    if isinstance(q0, FitResult):
+        if init not in (None, "auto"):
+            raise ValueError(f"fit: init={init!r} cannot apply to a continued fit (q0 is a "
+                             "FitResult); pass init=None")
+        return _SKIP
+    if not converge and init in (None, "auto"):
+        return _SKIP  # with num_steps given, q0 is used as given unless an initializer is named
+    return init
+
+
+def _trust(run: _Run, result: FitResult, max_steps) -> FitResult:
+    """Warns (FitWarning) for what makes ``result`` untrustworthy; keeps the texts in it."""
+    problems = []
+    if result.converged is False:
+        problems.append(_convergence.not_converged_problem(
+            max_steps, result.num_steps - run.step0, result.convergence))
+    if run.has_log_prob:
+        problem = _convergence.khat_problem(result.khat)
+        if problem:
+            problems.append(problem)
+    if run.batch is None:
+        problems += _convergence.collapsed_scales(run.spec.q_static.rebuild(run.q_dyn),
+                                                  result.unconstrained_distribution)
+    for text in problems:
+        warnings.warn(text, FitWarning, stacklevel=3)
+    return dataclasses.replace(result, warnings=tuple(problems)) if problems else result
 
 
 def _progress_bar(total):

@@ -17,7 +17,21 @@ from vikl import _persistence
 from vikl._diagnostics import ISDiagnostics
 from vikl._optimizers import OptLeaves
 
-__all__ = ["FitResult", "FitDivergedError"]
+__all__ = ["FitResult", "FitDivergedError", "FitWarning"]
+
+
+class FitWarning(UserWarning):
+    """Warned by :func:`vikl.fit` when a fit cannot be trusted.
+
+    After a fit without ``num_steps`` (and with ``check=True`` after one with
+    it): a PSIS k-hat above 0.7 (``q`` misses mass of the target), a stopping
+    rule that never held within ``max_steps``, or a fitted scale that
+    collapsed (below 1e-6 of its initial value, or near float underflow).
+    Each message names the number, what it means and what to try; the same
+    texts are kept in ``FitResult.warnings`` and shown by
+    :meth:`FitResult.summary`. Silence them with ``fit(..., check=False)`` or
+    ``warnings.filterwarnings("ignore", category=vikl.FitWarning)``.
+    """
 
 
 # ----------------------------------------------------------------------------- errors
@@ -38,6 +52,7 @@ class FitDivergedError(FloatingPointError):
       last_finite_distribution: the ``q`` of ``last_finite_params`` (restart
         from it with a lower learning rate); ``None`` where unknown. For a
         target fitted in unconstrained space this ``q`` lives there too.
+        Also available as ``distribution``.
     """
 
     WHATS = ("loss", "gradient", "parameters")
@@ -55,6 +70,11 @@ class FitDivergedError(FloatingPointError):
         self.last_finite_params = last_finite_params
         self.last_finite_distribution = last_finite_distribution
         super().__init__(self._message())
+
+    @property
+    def distribution(self):
+        """The same as ``last_finite_distribution`` (a ``q`` to restart from)."""
+        return self.last_finite_distribution
 
     def _message(self) -> str:
         where = f" (batch member {self.member})" if self.member is not None else ""
@@ -122,6 +142,18 @@ class FitResult:
         the target's scale (``layout.constrain(u)``); ``None`` for a target
         fitted directly. It is saved with the result, so :meth:`draws` and
         ``distribution`` work after :meth:`load` without the target.
+      converged: whether the stopping rule held (a fit without
+        ``num_steps``); ``None`` for a fit of a fixed ``num_steps``.
+      converged_at: the step count (counting continued steps) at which the
+        rule held, else ``None``.
+      convergence: the rule and its final statistics, in words (``None``
+        for a fit of a fixed ``num_steps``).
+      averaged_over: the number of last iterates whose unconstrained
+        parameters were averaged into ``params`` and ``distribution``
+        (Polyak-Ruppert; 1: the last iterate).
+      init: the initializer that set the starting ``q`` (e.g.
+        ``"pathfinder"``), ``None`` if ``q0`` was used as given.
+      warnings: the texts of the :class:`FitWarning` s of this fit (a tuple).
 
     Constrained fits. With a ``layout``, ``distribution`` is the fitted ``q``
     on the target's own scale (for a bijector layout the push-forward
@@ -145,6 +177,12 @@ class FitResult:
     wall_time: float = float("nan")
     layout: Any = None
     _unconstrained: Any = None  # q in unconstrained space when it differs from ``distribution``
+    converged: Optional[bool] = None
+    converged_at: Optional[int] = None
+    convergence: Optional[str] = None
+    averaged_over: int = 1
+    init: Optional[str] = None
+    warnings: tuple = ()
 
     # ---------------------------------------------------------------- constrained fits
     @property
@@ -268,6 +306,20 @@ class FitResult:
             f"khat={np.round(self.khat, 3)}, ess={np.round(self.ess, 1)})"
         )
 
+    def summary(self) -> str:
+        """A one-screen text report: loss trace, convergence, k-hat, ESS and warnings.
+
+        Reading it computes the diagnostics if they were not yet (``num_diagnostic_samples``
+        draws). Batched results summarize each member's k-hat and the best member.
+        """
+        return _summary_text(self)
+
+    def _repr_html_(self) -> str:
+        """Notebook representation: :meth:`summary` as preformatted HTML."""
+        import html
+
+        return f"<pre style='line-height:1.25'>{html.escape(self.summary())}</pre>"
+
     # ---------------------------------------------------------------- files
     def save(self, path) -> None:
         """Writes the result to ``path`` (a ``.npz`` archive with JSON metadata; no pickle).
@@ -313,3 +365,73 @@ class FitResult:
           OSError: the file cannot be opened (e.g. ``FileNotFoundError``).
         """
         return cls(**_persistence.load_fields(path, families))
+
+
+# ----------------------------------------------------------------------------- summary
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def _sparkline(losses, width=40) -> str:
+    """The loss trace in ``width`` block characters (bin means; the top 10% of values clipped)."""
+    x = np.asarray(losses, np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return ""
+    bins = np.array_split(x, min(width, x.size))
+    m = np.array([b.mean() for b in bins])
+    lo, hi = float(m.min()), float(np.quantile(m, 0.9))
+    if not hi > lo:
+        return _BARS[0] * m.size
+    level = np.clip((m - lo) / (hi - lo), 0.0, 1.0)
+    return "".join(_BARS[int(round(v * (len(_BARS) - 1)))] for v in level)
+
+
+def _num(x, fmt):
+    a = np.asarray(x, np.float64)
+    if a.ndim == 0:
+        return format(float(a), fmt)
+    return "[" + ", ".join(format(float(v), fmt) for v in a.ravel()) + "]"
+
+
+def _khat_words(k) -> str:
+    k = float(np.max(np.asarray(k, np.float64)))
+    if not np.isfinite(k):
+        return "unavailable"
+    return "good" if k < 0.5 else ("usable with care" if k < 0.7 else "unreliable: q misses mass")
+
+
+def _summary_text(res) -> str:
+    """The text of :meth:`FitResult.summary`."""
+    name = "?" if res.objective is None else (
+        getattr(res.objective, "__name__", None) or type(res.objective).__name__)
+    batch = f" x {res.batch_size} fits" if res.batch_size is not None else ""
+    lines = [f"vikl.FitResult: {type(res.distribution).__name__}{batch}, {res.num_steps} steps, "
+             f"objective {name}, {res.wall_time:.2g} s"]
+    if res.init is not None:
+        lines.append(f"init:        {res.init}")
+    losses = np.asarray(res.losses)
+    if losses.shape[-1]:
+        best = res.best_index if res.batch_size is not None else None
+        trace = losses[best] if best is not None else losses
+        lines.append(f"loss:        {trace[0]:.5g} -> {_num(res.final_loss, '.5g')} "
+                     f"(mean of the last 10% of steps{', per member' if best is not None else ''})")
+        lines.append(f"             {_sparkline(trace)}"
+                     + (f"  (member {best}, the best)" if best is not None else ""))
+    if res.converged is None:
+        lines.append("stopping:    fixed num_steps (no stopping rule); last iterate returned")
+    else:
+        state = f"converged at step {res.converged_at}" if res.converged else "NOT converged"
+        lines.append(f"stopping:    {state}")
+        lines.append(f"             {res.convergence}")
+        lines.append(f"returned q:  average of the last {res.averaged_over} iterates "
+                     "(unconstrained parameters)")
+    d = res.diagnostics
+    lines.append(f"k-hat:       {_num(d.khat, '.3f')} ({_khat_words(d.khat)}; < 0.5 good, > 0.7 "
+                 "unreliable)")
+    lines.append(f"ESS:         {_num(d.ess, '.1f')} of {d.num_samples} importance draws")
+    if res.warnings:
+        lines.append(f"warnings:    {len(res.warnings)}")
+        lines.extend(f"  - {w}" for w in res.warnings)
+    else:
+        lines.append("warnings:    none")
+    return "\n".join(lines)

@@ -114,12 +114,28 @@ def update(objective, optimizer, template, target, params, opt_state, key):
 
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, key)
     with standard_promotion():  # optax mixes Python floats with int32 step counts
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+        if _has_linesearch(opt_state):
+            # optax.lbfgs and other line-search optimizers evaluate the loss at trial points: the
+            # same step key, so that the line search sees one deterministic function.
+            updates, opt_state = optimizer.update(
+                grads, opt_state, params, value=loss, grad=grads,
+                value_fn=lambda p: loss_fn(p, key)[0])
+        else:
+            updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
     zero = jnp.int32(0)
     code = jnp.where(_all_finite(grads), zero, jnp.int32(GRADIENT_NONFINITE)) + jnp.where(
         _all_finite(params), zero, jnp.int32(PARAMS_NONFINITE))
     return params, opt_state, loss, aux, code
+
+
+def _has_linesearch(opt_state) -> bool:
+    """Whether an optax state holds a line search's state (the optimizer needs ``value_fn``)."""
+    from optax._src import linesearch
+
+    kinds = (linesearch.ScaleByZoomLinesearchState, linesearch.ScaleByBacktrackingLinesearchState)
+    return any(isinstance(x, kinds) for x in jax.tree_util.tree_leaves(
+        opt_state, is_leaf=lambda x: isinstance(x, kinds)))
 
 
 def _all_finite(tree):

@@ -10,6 +10,13 @@ NumPyro's potential energy. Any objective that needs only ``log_prob`` (the
 reverse KL, Renyi, IWAE, chi-square, and the self-normalized forward KL from
 q's own draws) fits it with any ``q`` on ``R^d``.
 
+A model with ``numpyro.plate(name, N, subsample_size=B)`` is a minibatch
+target: :class:`vikl.objectives.ReverseKL` draws ``B`` of the ``N`` indices
+from each step's key (uniform, with replacement, as :class:`vikl.Posterior`),
+substitutes them into the plate, and NumPyro scales the sites inside it by
+``N / B``: an unbiased estimate of the full-data negative ELBO. ``log_prob``
+(other objectives, diagnostics) runs the plate over all ``N`` indices.
+
 The *layout* (:class:`NumPyroLayout`, a vikl Module: site names, shapes and
 the block bijector, no model function) maps draws of ``q`` back to named
 constrained sites, ``layout.constrain(u)``; it is what a saved
@@ -22,6 +29,7 @@ module imports without them.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -124,6 +132,34 @@ def _trace(model, args, kwargs, seed):
         ) from err
 
 
+@functools.lru_cache(maxsize=None)
+def _full_plates_handler():
+    """A NumPyro handler class that runs subsampled plates over all their indices."""
+    from numpyro.primitives import Messenger
+
+    class FullPlates(Messenger):
+        """Every plate named in ``plates`` takes all ``size`` indices (no subsample, scale 1)."""
+
+        def __init__(self, fn, plates):
+            self.plates = frozenset(plates)
+            super().__init__(fn)
+
+        def process_message(self, msg):
+            if msg["type"] == "plate" and msg["name"] in self.plates:
+                size = msg["args"][0]
+                msg["args"] = (size, None)
+                msg["value"] = jnp.arange(size)
+
+    return FullPlates
+
+
+def _full_data(model, plates):
+    """``model`` with its subsampled ``plates`` (names) run over the full data."""
+    if not plates:
+        return model
+    return _full_plates_handler()(model, plates)
+
+
 def _constraint_leaves(c):
     """The numeric attributes of a constraint (its bounds), nested constraints included."""
     out = []
@@ -145,28 +181,39 @@ def _depends_on_inputs(closed_jaxpr):
     return [type(v).__name__ != "Literal" and id(v) in dep for v in jaxpr.outvars]
 
 
+def _subsampled_plates(trace):
+    """``((name, size, subsample_size), ...)`` of the plates that subsample, in model order."""
+    return tuple(
+        (name, int(site["args"][0]), int(site["args"][1])) for name, site in trace.items()
+        if site["type"] == "plate" and site["args"][1] is not None
+        and site["args"][1] < site["args"][0])
+
+
 def _latent_sites(trace):
     """Checks the trace and returns its latent continuous sample sites (in order)."""
-    latent, discrete, params = [], [], []
+    latent, discrete, params, local = [], [], [], []
+    subsampled = {p[0] for p in _subsampled_plates(trace)}
     for name, site in trace.items():
         if site["type"] == "param":
             params.append(name)
-        if site["type"] == "plate" and site["args"][1] is not None \
-                and site["args"][1] < site["args"][0]:
-            raise NotImplementedError(
-                f"NumPyroModel: the plate {name!r} subsamples ({site['args'][1]} of "
-                f"{site['args'][0]}); a target's log density must be deterministic. Use the "
-                "full plate (no subsample_size)"
-            )
         if site["type"] != "sample" or site["is_observed"]:
             continue
         if site.get("infer", {}).get("is_auxiliary"):
             continue
+        frames = {f.name for f in site.get("cond_indep_stack", ()) or ()}
+        if frames & subsampled:
+            local.append(f"{name!r} (plate {sorted(frames & subsampled)[0]!r})")
         fn = site["fn"]
         if getattr(fn, "is_discrete", False) or fn.support.is_discrete:
             discrete.append(f"{name} ({type(fn).__name__})")
         else:
             latent.append(name)
+    if local:
+        raise NotImplementedError(
+            f"NumPyroModel: the latent sites {', '.join(local)} lie inside a plate with "
+            "subsample_size (local latent variables of a minibatch); vikl fits global "
+            "latents only. Move them out of the subsampled plate, or drop subsample_size"
+        )
     if discrete:
         raise ValueError(
             f"NumPyroModel: the model has discrete latent sites {discrete}; variational "
@@ -282,15 +329,15 @@ def _flatten_model(m):
     mask = tuple(_is_array(x) for x in leaves)
     arrays = tuple(x for x, k in zip(leaves, mask) if k)
     statics = tuple(None if k else _static_leaf(x) for x, k in zip(leaves, mask))
-    aux = (m.model, m.deterministic_names, m.deterministic_dims, m.observed_names, treedef, mask,
-           statics)
+    aux = (m.model, m.deterministic_names, m.deterministic_dims, m.observed_names,
+           m.subsample_plates, treedef, mask, statics)
     return (m.layout, arrays), aux
 
 
 def _unflatten_model(aux, children):
     obj = object.__new__(NumPyroModel)
-    (obj.model, obj.deterministic_names, obj.deterministic_dims, obj.observed_names, treedef, mask,
-     statics) = aux
+    (obj.model, obj.deterministic_names, obj.deterministic_dims, obj.observed_names,
+     obj.subsample_plates, treedef, mask, statics) = aux
     obj.layout, arrays = children
     it = iter(arrays)
     leaves = [next(it) if k else (x.value if isinstance(x, _ById) else x)
@@ -332,6 +379,36 @@ class NumPyroModel:
     point (each site uses NumPyro's own ``biject_to`` map). Nothing is checked
     inside ``jit`` except shapes.
 
+    Minibatches: a model with a ``numpyro.plate(name, N, subsample_size=B)``
+    (``B < N``) around its likelihood is fitted by the reverse KL on
+    minibatches. Each step splits its key into ``key_batch, key_q``; from
+    ``key_batch`` vikl draws the plate's ``B`` indices (i.i.d. uniform on
+    ``0..N-1``, WITH replacement, fresh each step, as :class:`vikl.Posterior`
+    does; several subsampled plates get one split of ``key_batch`` each),
+    substitutes them into the plate (so ``with plate(...) as idx`` and
+    ``numpyro.subsample`` see them), shares them among all ``num_samples``
+    draws of ``q`` (from ``key_q``), and NumPyro's trace scales the log
+    density of every site inside the plate by ``N / B``:
+
+        -ELBO ~ -mean_k [log p(theta_k) + (N/B) sum_{i in batch} log p(y_i | theta_k)
+                         + log|det J(u_k)|] - H(q),
+
+    unbiased for the full-data value and its gradient (``q``'s analytic
+    entropy, the gradient estimator and the draws are the objective's). The
+    same model written as :class:`vikl.Posterior` with ``batch_size=B`` and
+    ``prior_kl="monte_carlo"`` gives the same number for the same key (up to
+    float round-off: the same indices and draws); with the closed-form prior
+    KL (its default where it exists) the same value in expectation, with a
+    lower variance. NumPyro's own sampler (without replacement; on CPU a
+    ``B``-step scan over an ``N``-array each step) is not used: it was over
+    20x slower per step at ``N = 100,000``, ``B = 1000``. ``log_prob``, the
+    other objectives, ``fit``'s diagnostics and ``constrain(...,
+    deterministic=True)`` use the FULL data (the plate over all ``N``
+    indices, scale 1). Latent sites inside
+    a subsampled plate (local latents) are refused. ``subsample_plates``
+    lists ``(name, N, B)`` of each subsampled plate (empty: the plain
+    reverse KL on ``log_prob``, unchanged).
+
     It is a JAX pytree: the array leaves of the model arguments are inputs of
     a compiled fit (a list of models differing only in data fits in one
     batched ``vikl.fit``); the model function is static.
@@ -343,12 +420,13 @@ class NumPyroModel:
       deterministic_names: names of ``numpyro.deterministic`` sites (and
         ``deterministic_dims``, their ArviZ dimension names).
       observed_names: names of observed sample sites.
+      subsample_plates: ``((name, N, B), ...)`` of the plates with ``subsample_size``.
 
     Raises:
       ValueError: the model has discrete latent sites (named), no latent
         site, ``numpyro.param`` sites, or fails to run with the arguments.
       NotImplementedError: a site's support has no vikl bijector, or depends
-        on other latent values (named).
+        on other latent values, or lies inside a subsampled plate (named).
       TypeError: ``model`` is not callable.
     """
 
@@ -370,6 +448,7 @@ class NumPyroModel:
         self.deterministic_dims = tuple(site_dims(trace[n]) for n in self.deterministic_names)
         self.observed_names = tuple(
             n for n, s in trace.items() if s["type"] == "sample" and s["is_observed"])
+        self.subsample_plates = _subsampled_plates(trace)
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -399,8 +478,58 @@ class NumPyroModel:
     def _log_joint(self, values):
         from numpyro.infer.util import log_density
 
+        model = _full_data(self.model, [p[0] for p in self.subsample_plates])
         with _numpyro_promotion():
-            return log_density(self.model, self.args, self.kwargs, values)[0]
+            return log_density(model, self.args, self.kwargs, values)[0]
+
+    def _minibatch_indices(self, key):
+        """``{plate name: B indices}``: i.i.d. uniform on ``0..N-1``, with replacement, per
+        subsampled plate (one plate uses ``key`` itself, as :class:`vikl.Posterior` does)."""
+        plates = self.subsample_plates
+        keys = [key] if len(plates) == 1 else list(jax.random.split(key, len(plates)))
+        return {name: jax.random.randint(k, (size_b,), 0, size)
+                for k, (name, size, size_b) in zip(keys, plates)}
+
+    def _log_joint_minibatch(self, values, indices):
+        """The model's log joint with its subsampled plates over ``indices`` (NumPyro scales
+        the sites inside each by ``N / B``)."""
+        from numpyro import handlers
+        from numpyro.infer.util import log_density
+
+        model = handlers.substitute(self.model, data=indices)
+        with _numpyro_promotion():
+            return log_density(model, self.args, self.kwargs, values)[0]
+
+    @property
+    def reverse_kl_loss(self):
+        """``reverse_kl_loss(objective, q, key) -> (loss, aux)``: the minibatch negative ELBO
+        of :class:`vikl.objectives.ReverseKL` (only for a model with a subsampled plate;
+        ``AttributeError`` otherwise, so that the plain reverse KL on :meth:`log_prob` is used).
+
+        The step key is split into ``key_batch, key_q``. ``key_batch`` draws each
+        subsampled plate's ``B`` indices (i.i.d. uniform, with replacement, fresh each step;
+        the same indices as ``vikl.Posterior(batch_size=B)`` for one plate), substituted
+        into the plate and shared by all ``num_samples`` draws of ``q`` (from ``key_q``);
+        the log joint is NumPyro's, the sites inside the plate scaled by ``N / B``.
+        ``q``'s analytic entropy, the gradient estimator and the draws are those of the
+        objective, as for any target. Unbiased for the full-data negative ELBO and its
+        gradient.
+        """
+        if not self.subsample_plates:
+            raise AttributeError(
+                "reverse_kl_loss: the model has no plate with subsample_size; the reverse KL "
+                "uses log_prob (the full data)")
+        return self._minibatch_reverse_kl_loss
+
+    def _minibatch_reverse_kl_loss(self, objective, q, key):
+        key_batch, key_q = jax.random.split(key)
+        indices = self._minibatch_indices(key_batch)
+
+        def log_density(u):  # ONE point u of shape (d,); the minibatch is shared by the draws
+            values, ld = self.layout.constrain_and_log_det(u)
+            return self._log_joint_minibatch(values, indices).astype(ld.dtype) + ld
+
+        return objective.loss_and_aux(q, log_density, key_q)
 
     def log_prob(self, u):
         """Unnormalized log posterior density of the flat unconstrained ``u`` (``(..., d)`` -> ``(...)``)."""
@@ -429,7 +558,8 @@ class NumPyroModel:
     def _deterministic(self, values):
         from numpyro import handlers
 
-        model = handlers.seed(handlers.substitute(self.model, data=values), rng_seed=0)
+        model = _full_data(self.model, [p[0] for p in self.subsample_plates])
+        model = handlers.seed(handlers.substitute(model, data=values), rng_seed=0)
         with _numpyro_promotion():
             trace = handlers.trace(model).get_trace(*self.args, **self.kwargs)
         return {n: trace[n]["value"] for n in self.deterministic_names}

@@ -10,12 +10,15 @@ and its state, checked against the optimizer's (:func:`restore_opt_state`).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-__all__ = ["default_optimizer", "resolve_optimizer", "continuation_optimizer", "restore_opt_state"]
+__all__ = ["default_optimizer", "resolve_optimizer", "continuation_optimizer", "restore_opt_state",
+           "preconditioned_adam"]
 
 DEFAULT_LEARNING_RATE = 1e-2
 
@@ -85,10 +88,14 @@ def resolve_optimizer(optimizer):
 
 
 def describe_optimizer(opt) -> dict:
-    """What a file can record of ``opt``: ``{"adam": lr}`` for a default Adam, else its repr."""
+    """What a file can record of ``opt``: ``{"adam": lr}`` for a default Adam,
+    ``{"preconditioned_adam": lr}`` for :func:`preconditioned_adam`, else its repr."""
     for lr, o in _ADAMS.items():
         if o is opt:
             return {"adam": lr}
+    for lr, o in _PRECONDITIONED.items():
+        if o is opt:
+            return {"preconditioned_adam": lr}
     return {"custom": repr(opt)[:200]}
 
 
@@ -128,3 +135,73 @@ def restore_opt_state(result, optimizer):
             "fit(result.unconstrained_distribution, ...)."
         )
     return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(h) for h in have])
+
+
+# ----------------------------------------------------------------------------- converge mode
+_PRECONDITIONED: dict = {}
+
+
+def preconditioned_adam(learning_rate: float = 1e-2):
+    """Adam whose steps are scaled by ``q0``'s own standard deviations (``fit``'s converge default).
+
+    ``optax.chain(scale_by_adam(), scale_by_initial_scale(), scale(-learning_rate))``:
+    at ``init`` the parameters of a Gaussian family (``Normal``,
+    ``MultivariateNormalDiag``, ``MultivariateNormal``,
+    ``LowRankMultivariateNormal``) give each coordinate's standard deviation
+    ``sd_i``; a location's and a scale factor's row-``i`` steps are multiplied by
+    ``sd_i`` (they are in the units of ``x_i``), log-scales are unitless and
+    kept. So ``learning_rate`` is in units of the initial posterior sd on every
+    coordinate, whatever the scales of the posterior (they differ by 10^4 in
+    unscaled regressions). The scales live in the optimizer state, so one
+    object (created once per learning rate) serves every fit without
+    recompiling. Other parameter trees get plain Adam.
+    """
+    lr = float(learning_rate)
+    if lr not in _PRECONDITIONED:
+        _PRECONDITIONED[lr] = optax.chain(optax.scale_by_adam(), _scale_by_initial_sd(), optax.scale(-lr))
+    return _PRECONDITIONED[lr]
+
+
+class ScaleByInitialSdState(NamedTuple):
+    """The per-parameter step multipliers fixed at ``init``."""
+
+    multipliers: object
+
+
+def _positive(u):
+    from vikl import _constraints as constraints  # imported late: bijectors import this module's users
+    from vikl.bijectors._registry import bijector_for
+
+    return bijector_for(constraints.positive, parameter=True).forward(u)
+
+
+def _multipliers(params):
+    """Per-leaf step multipliers (see :func:`preconditioned_adam`); ones for unknown trees."""
+    ones = jax.tree_util.tree_map(jnp.ones_like, params)
+    if not isinstance(params, dict) or "loc" not in params:
+        return ones
+    keys = set(params)
+    if keys == {"loc", "scale"} or keys == {"loc", "scale_diag"}:
+        sd = _positive(params["scale" if "scale" in keys else "scale_diag"])
+        return {**ones, "loc": jnp.broadcast_to(sd, params["loc"].shape)}
+    if keys == {"loc", "scale_tril"} and params["scale_tril"].ndim == 2:
+        u = params["scale_tril"]
+        tril = jnp.tril(u, -1) + jnp.diag(_positive(jnp.diag(u)))
+        sd = jnp.sqrt(jnp.sum(tril**2, axis=1))
+        eye = jnp.eye(u.shape[0], dtype=u.dtype)
+        return {"loc": sd, "scale_tril": eye + (1.0 - eye) * sd[:, None]}
+    if keys == {"loc", "cov_factor", "cov_diag"} and params["cov_factor"].ndim == 2:
+        sd = jnp.sqrt(jnp.sum(params["cov_factor"] ** 2, axis=1) + _positive(params["cov_diag"]))
+        return {**ones, "loc": sd, "cov_factor": jnp.broadcast_to(sd[:, None], params["cov_factor"].shape)}
+    return ones
+
+
+def _scale_by_initial_sd():
+    def init(params):
+        return ScaleByInitialSdState(jax.lax.stop_gradient(_multipliers(params)))
+
+    def update(updates, state, params=None):
+        del params
+        return jax.tree_util.tree_map(lambda u, m: u * m.astype(u.dtype), updates, state.multipliers), state
+
+    return optax.GradientTransformation(init, update)

@@ -4,7 +4,10 @@ One ``.npz`` archive written and read without pickle. Arrays are stored as
 ``npz`` entries; the structure (the distribution's class and static fields,
 pytree layout, objective, optimizer, diagnostics) is a JSON document in the
 entry ``__vikl_metadata__`` with ``{"format": "vikl.FitResult", "version": 1,
-...}``. Loading refuses other formats and newer versions, and resolves
+...}`` (version 2 adds a layout, version 3 the fields of a run until
+converged; each result is written in the lowest version that holds it, and
+older versions load with the new fields at their defaults). Loading refuses
+other formats and newer versions, and resolves
 classes only among modules that are already imported (it never imports or
 executes code named by the file). The file is untrusted input: every entry is
 checked and every distribution passes its constructor's checks. Writes are
@@ -30,13 +33,18 @@ import numpy as np
 
 from vikl._base import Distribution, Module, is_concrete
 from vikl._diagnostics import ISDiagnostics
-from vikl._optimizers import OptLeaves, default_optimizer, describe_optimizer
+from vikl._optimizers import OptLeaves, default_optimizer, describe_optimizer, preconditioned_adam
 from vikl._unconstrained import push_forward
 
 __all__ = ["save", "load_fields"]
 
 FORMAT = "vikl.FitResult"
-FORMAT_VERSION = 2  # 2: a result with a layout (a constrained fit); others are still written as 1
+# 2: a result with a layout (a constrained fit); 3: a result of a run until converged, an
+# initializer or trust warnings (fields converged, converged_at, convergence, averaged_over,
+# init, warnings); others are still written as 1. Versions 1 and 2 still load (new fields at
+# their defaults).
+FORMAT_VERSION = 3
+_CONVERGE_FIELDS = ("converged", "converged_at", "convergence", "averaged_over", "init", "warnings")
 _META = "__vikl_metadata__"
 
 
@@ -268,6 +276,14 @@ def save(result, path) -> None:
     if layout is not None:
         meta["layout"] = layout
         meta["constrained"] = constrained
+    if (result.converged is not None or result.init is not None or result.warnings
+            or result.averaged_over != 1):
+        meta["version"] = 3
+        meta.update({
+            "converged": result.converged, "converged_at": result.converged_at,
+            "convergence": result.convergence, "averaged_over": int(result.averaged_over),
+            "init": result.init, "warnings": list(result.warnings),
+        })
     arrays[_META] = np.array(json.dumps(meta))
     _write_atomically(path, lambda f: np.savez(f, **arrays))
 
@@ -403,6 +419,7 @@ def _fields_from(arrays, families) -> dict:
             unconstrained = distribution
             distribution = push_forward(layout, distribution, batch_size is not None)
     return {
+        **_converge_fields(meta),
         "layout": layout,
         "_unconstrained": unconstrained,
         "distribution": distribution,
@@ -420,6 +437,26 @@ def _fields_from(arrays, families) -> dict:
     }
 
 
+def _converge_fields(meta) -> dict:
+    """The fields of a run until converged (format 3), checked; defaults for older files."""
+    if meta["version"] < 3 or "converged" not in meta:
+        return {}
+    out = {
+        "converged": _node(meta, "converged", (bool, type(None))),
+        "converged_at": _node(meta, "converged_at", (int, type(None))),
+        "convergence": _node(meta, "convergence", (str, type(None))),
+        "averaged_over": _node(meta, "averaged_over", int),
+        "init": _node(meta, "init", (str, type(None))),
+        "warnings": tuple(_node(meta, "warnings", list)),
+    }
+    if out["averaged_over"] < 1 or (out["converged_at"] is not None and out["converged_at"] < 0):
+        raise _Malformed(f"averaged_over must be >= 1 and converged_at >= 0; got "
+                         f"{out['averaged_over']} and {out['converged_at']}")
+    if not all(isinstance(w, str) for w in out["warnings"]):
+        raise _Malformed("the warnings entry must be a list of strings")
+    return out
+
+
 def _diagnostics_from(diag):
     if not isinstance(diag, dict) or set(diag) != {"khat", "ess", "num_samples"}:
         raise _Malformed(f"the diagnostics entry must hold khat, ess and num_samples; got {str(diag)[:80]}")
@@ -433,12 +470,13 @@ def _diagnostics_from(diag):
 
 
 def _optimizer_from(desc):
-    if "adam" not in desc:
+    name = next((k for k in ("adam", "preconditioned_adam") if k in desc), None)
+    if name is None:
         return None
-    lr = desc["adam"]
+    lr = desc[name]
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < float("inf"):
         raise _Malformed(f"the optimizer's learning rate must be a finite number > 0; got {str(lr)[:80]}")
-    return default_optimizer(lr)
+    return default_optimizer(lr) if name == "adam" else preconditioned_adam(lr)
 
 
 def _describe_objective(objective):

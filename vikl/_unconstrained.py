@@ -268,7 +268,9 @@ def unconstrained(target, bijector=None) -> Unconstrained:
 
     Returns:
       An :class:`Unconstrained` target (``log_prob``, ``sample`` when the
-      target samples, ``event_shape`` the unconstrained one, ``layout``).
+      target samples, ``event_shape`` the unconstrained one, ``layout``); for
+      a :class:`vikl.Posterior`, the posterior of ``u = b^{-1}(theta)`` (a
+      ``Posterior`` with the same data, ``batch_size`` and prior KL rule).
 
     Raises:
       TypeError: ``bijector`` is not a Bijector, or ``target`` is not a target.
@@ -306,6 +308,8 @@ def unconstrained(target, bijector=None) -> Unconstrained:
             f"vikl.bijectors.Exp()); got {type(bijector).__name__}")
     if isinstance(target, Empirical):
         _check_data(target, bijector)
+    if hasattr(target, "_unconstrained_view"):  # a vikl.Posterior: its own view (minibatches kept)
+        return target._unconstrained_view(bijector)
     return Unconstrained(target, bijector)
 
 

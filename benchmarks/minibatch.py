@@ -29,7 +29,19 @@ points along the mean-field fit, and whether a fit on data sharded over a
 forced 4-device CPU mesh (a subprocess with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=4``) matches the 1-device fit.
 
-Run:  python -m benchmarks.minibatch [--quick] [--steps 2000] [--repeats 3] [--out benchmarks/results/minibatch.md]
+Equal accuracy (issue 23's target is a speed-up "at equal accuracy"): for each
+q type, NumPyro's best errors at ``--steps`` steps (the smallest max mean error
+and the smallest max |log sd ratio| over its methods for that q) are the
+target; vikl is refitted with the same optimizer (Adam, the cosine schedule
+stretched over the longer run) at ``--steps`` times each of ``--ladder``'s
+multiples until both of its errors are at or below the target, and the wall
+time of that fit is set against the fastest NumPyro method's for its
+``--steps`` steps. One extra row, labelled as not the same optimizer, fits the
+full-rank q with ``vikl.preconditioned_adam()`` (constant learning rate 0.01,
+``fit``'s converge-mode default) for ``--steps`` steps.
+
+Run:  python -m benchmarks.minibatch [--quick] [--steps 2000] [--repeats 3] [--ladder 1,2,4,8,16]
+      [--reference-cache /tmp/minibatch_laplace.npz] [--out benchmarks/results/minibatch.md]
 """
 
 from __future__ import annotations
@@ -59,6 +71,8 @@ LR = 1e-2
 LR_FINAL = 1e-4  # cosine decay from LR to LR_FINAL over the run
 INIT_SCALE = 0.1  # NumPyro's autoguide default, used for every q
 NUM_SAMPLES = 1  # draws of q per step (NumPyro's default num_particles)
+LADDER = (1, 2, 4, 8, 16)  # multiples of --steps tried for the equal-accuracy comparison
+NOT_SAME_OPT = "NOT the same optimizer"  # marks the preconditioned-Adam row
 GRAD_KEYS = 256  # keys per gradient-variance estimate
 SEED = 0
 
@@ -137,6 +151,34 @@ def accuracy(loc, scale_tril, ref_map, ref_cov, full):
             float(np.max(np.abs(np.log(sd_q / sd_ref)))))
 
 
+def data_fingerprint(x, y):
+    """A float64 summary of the data (shape, sums of the first rows and of y) that a cached reference must match."""
+    head = np.asarray(x[:1000], np.float64)
+    return np.array([x.shape[0], x.shape[1], head.sum(), (head * head).sum(), np.asarray(y, np.float64).sum()])
+
+
+def cached_laplace_reference(x, y, path=None):
+    """:func:`laplace_reference` of ``(x, y)``, loaded from / saved to the ``.npz`` file ``path`` if given.
+
+    A cached file is used only if its data fingerprint (:func:`data_fingerprint`) equals
+    ``(x, y)``'s; otherwise the reference is recomputed and the file rewritten.
+    Returns ``(map, cov, iterations, seconds it took to compute, whether it came from the cache)``.
+    """
+    fp = data_fingerprint(x, y)
+    if path and os.path.exists(path):
+        with np.load(path) as f:
+            if f["fingerprint"].shape == fp.shape and np.array_equal(f["fingerprint"], fp):
+                return f["map"], f["cov"], int(f["iterations"]), float(f["seconds"]), True
+    t0 = time.perf_counter()
+    w, cov, it = laplace_reference(x, y)
+    seconds = time.perf_counter() - t0
+    if path:
+        tmp = path + ".tmp.npz"
+        np.savez(tmp, fingerprint=fp, map=w, cov=cov, iterations=it, seconds=seconds)
+        os.replace(tmp, path)
+    return w, cov, it, seconds, False
+
+
 # ----------------------------------------------------------------------------- vikl.Posterior
 def posterior_class():
     """``vikl.Posterior`` (from its module until ``vikl/__init__.py`` exports it)."""
@@ -177,6 +219,40 @@ def vikl_case(posterior, d, steps, full, opt, key):
         return _q_arrays(res.distribution, full)
 
     return run
+
+
+def steps_to_accuracy(posterior, d, full, key, step_counts, target, ref_map, ref_cov, known=None):
+    """Fits vikl with each of ``step_counts`` in turn until both errors are at or below ``target``.
+
+    Each fit uses :func:`make_optimizer` (Adam, cosine decay from LR to LR_FINAL over the
+    fit's own steps). ``target = (max mean error / sd, max |log sd ratio|)``. ``known``
+    maps a step count to an already measured ``(first s, steady s, (loc, scale_tril))``
+    (the equal-steps table's fit), which is used instead of refitting. Returns one dict per
+    fit tried: ``steps, first, steady (a known fit's, else None), err_mean, rms, err_sd,
+    reached, run`` (the fit's zero-argument callable, None for a known one, to time it against
+    NumPyro's calls afterwards).
+    """
+    known = known or {}
+    rungs = []
+    for steps in step_counts:
+        if steps in known:
+            first, steady, (loc, lq) = known[steps]
+            run = None
+        else:
+            run = vikl_case(posterior, d, steps, full, make_optimizer(steps), key)
+            t0 = time.perf_counter()
+            loc, lq = block(run())
+            first, steady = time.perf_counter() - t0, None
+        err_mean, rms, err_sd = accuracy(loc, lq, ref_map, ref_cov, full)
+        reached = err_mean <= target[0] and err_sd <= target[1]
+        rungs.append({"steps": steps, "first": first, "steady": steady, "err_mean": err_mean, "rms": rms,
+                      "err_sd": err_sd, "reached": reached, "run": run})
+        _log(f"  {'full-rank' if full else 'mean-field'} {steps} steps: max mean err {err_mean:.3g} "
+             f"(target {target[0]:.3g}), max |log sd ratio| {err_sd:.3g} (target {target[1]:.3g}), "
+             f"first call {first:.2f} s" + (": reached" if reached else ""))
+        if reached:
+            break
+    return rungs
 
 
 # ----------------------------------------------------------------------------- NumPyro
@@ -426,6 +502,17 @@ def sharded_check(n, d, steps, batch, loc, scale, timeout=600):
     return f"subprocess failed (rc {proc.returncode}): {proc.stderr[-2000:]}"
 
 
+def _equal_accuracy_row(fam, optimizer, rungs, target, np_label, np_timing, steps):
+    """One row of the equal-accuracy table (see :func:`steps_to_accuracy`)."""
+    last = rungs[-1]
+    head = [fam, optimizer, f"{fmt(target[0])}, {fmt(target[1])}", np_label[2], fmt(np_timing[1])]
+    if not last["reached"]:
+        return head + [f"not reached by {last['steps']}", fmt(last["err_mean"]), fmt(last["err_sd"]),
+                       "-", "-", "-"]
+    return head + [str(last["steps"]), fmt(last["err_mean"]), fmt(last["err_sd"]), fmt(last["steady"]),
+                   fmt(np_timing[1] / last["steady"]), fmt(np_timing[0] / last["first"])]
+
+
 # ----------------------------------------------------------------------------- driver
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -437,6 +524,11 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=None, help="minibatch size (default 1000)")
     ap.add_argument("--steps", type=int, default=None, help="optimization steps per fit (default 2000)")
     ap.add_argument("--repeats", type=int, default=None, help="timed calls after the first (default 3)")
+    ap.add_argument("--ladder", default=",".join(map(str, LADDER)),
+                    help="multiples of --steps tried for the equal-accuracy comparison (default 1,2,4,8,16)")
+    ap.add_argument("--reference-cache", default=None,
+                    help="an .npz file to load the Laplace reference from (or save it to): keep it outside the "
+                         "repository, e.g. /tmp/minibatch_laplace.npz")
     ap.add_argument("--no-mesh", action="store_true", help="skip the 4-device subprocess")
     ap.add_argument("--out", default="benchmarks/results/minibatch.md", help="markdown report path")
     ap.add_argument("--sharded-child", default=None, help=argparse.SUPPRESS)
@@ -456,6 +548,12 @@ def main(argv=None):
             ap.error(f"{name} must be >= {lo}; got {value}")
     if batch > n:
         ap.error(f"--batch-size must be <= --n ({n}); got {batch}")
+    try:
+        ladder = sorted({int(m) for m in args.ladder.split(",")})
+    except ValueError:
+        ladder = []
+    if not ladder or ladder[0] < 1:
+        ap.error(f"--ladder must be comma-separated integers >= 1 (multiples of --steps); got {args.ladder!r}")
     command = "python -m benchmarks.minibatch " + " ".join(argv if argv is not None else sys.argv[1:])
     t_start = time.perf_counter()
     load_start = os.getloadavg()
@@ -466,11 +564,10 @@ def main(argv=None):
     _log(f"generating data: N={n:,}, d={d} (float32, {n * d * 4 / 2**20:.0f} MB)")
     x_np, y_np, _ = make_data(n, d)
     _log("Laplace reference: Newton's method in float64 on the full data")
-    t0 = time.perf_counter()
-    ref_map, ref_cov, newton_iters = laplace_reference(x_np, y_np)
-    t_ref = time.perf_counter() - t0
+    ref_map, ref_cov, newton_iters, t_ref, ref_cached = cached_laplace_reference(x_np, y_np, args.reference_cache)
     ref_sd = np.sqrt(np.diag(ref_cov))
-    _log(f"  {newton_iters} Newton iterations, {t_ref:.1f} s; posterior sd median {np.median(ref_sd):.3g}")
+    _log(f"  {newton_iters} Newton iterations, {t_ref:.1f} s{' (loaded from the cache)' if ref_cached else ''}; "
+         f"posterior sd median {np.median(ref_sd):.3g}")
     x, y = jnp.asarray(x_np), jnp.asarray(y_np)
     del x_np, y_np
     rss_data = _rss_bytes()
@@ -484,6 +581,8 @@ def main(argv=None):
          vikl_case(post, d, steps, False, opt, key)),
         ("vikl", "mean-field", "Posterior, prior KL MC", False, vikl_case(post_mc, d, steps, False, opt, key)),
         ("vikl", "full-rank", "Posterior, prior KL analytic", True, vikl_case(post, d, steps, True, opt, key)),
+        ("vikl", "full-rank", f"Posterior, prior KL analytic, vikl.preconditioned_adam(0.01), constant lr: "
+         f"{NOT_SAME_OPT}", True, vikl_case(post, d, steps, True, vikl.preconditioned_adam(), key)),
         ("NumPyro", "mean-field", "AutoNormal, Trace_ELBO", False,
          numpyro_case(x, y, steps, "AutoNormal", "Trace_ELBO", key, batch)),
         ("NumPyro", "mean-field", "AutoNormal, TraceMeanField_ELBO", False,
@@ -543,6 +642,52 @@ def main(argv=None):
     chol_header = ["full-rank q", "median diag of L", "RMS below-diagonal of L"]
     print(markdown_table(chol_header, chol_rows), flush=True)
 
+    _log(f"equal accuracy: vikl (same optimizer) at {', '.join(str(m * steps) for m in ladder)} steps until its "
+         f"errors are at or below NumPyro's best at {steps} steps")
+    errors = {c[:3]: accuracy(*timings[c[:3]][2], ref_map, ref_cov, c[3]) for c in cases}
+    eq_rows, eq_ladders, eq_ratio = [], {}, {}
+    for fam, full in (("mean-field", False), ("full-rank", True)):
+        np_labels = [c[:3] for c in cases if c[0] == "NumPyro" and c[1] == fam]
+        target = (min(errors[lb][0] for lb in np_labels), min(errors[lb][2] for lb in np_labels))
+        np_fast = min(np_labels, key=lambda lb: timings[lb][1])
+        np_timing = timings[np_fast]
+        vikl_label = ("vikl", fam, "Posterior, prior KL analytic")
+        rungs = steps_to_accuracy(post, d, full, key, [m * steps for m in ladder], target, ref_map, ref_cov,
+                                  known={steps: timings[vikl_label]})
+        eq_ladders[fam] = rungs
+        last = rungs[-1]
+        if last["reached"] and last["run"] is not None:
+            # time the fit that met the target against the fastest NumPyro method, interleaved
+            np_run = next(c[4] for c in cases if c[:3] == np_fast)
+            _log(f"  timing vikl {fam} {last['steps']} steps against {' '.join(np_fast)} ({repeats} calls each, "
+                 f"shuffled)")
+            pair = timed({"vikl": last["run"], "NumPyro": np_run}, repeats=repeats, warmup=0, seed=SEED)
+            last["steady"] = pair["vikl"][1]
+            np_timing = (np_timing[0], pair["NumPyro"][1])
+            _log(f"    vikl {last['steady']:.3f} s, NumPyro {np_timing[1]:.3f} s")
+        eq_ratio[fam] = (np_timing[1] / last["steady"], last["steps"]) if last["reached"] else (None, last["steps"])
+        eq_rows.append(_equal_accuracy_row(fam, "Adam, cosine schedule over the fit's steps (same as NumPyro)",
+                                           rungs, target, np_fast, np_timing, steps))
+        if full:
+            pre = next(c[:3] for c in cases if NOT_SAME_OPT in c[2])
+            e = errors[pre]
+            reached = e[0] <= target[0] and e[2] <= target[1]
+            pre_rung = {"steps": steps, "first": timings[pre][0], "steady": timings[pre][1] if reached else None,
+                        "err_mean": e[0], "rms": e[1], "err_sd": e[2], "reached": reached}
+            eq_rows.append(_equal_accuracy_row(fam, f"vikl.preconditioned_adam(0.01), constant lr, {steps} steps "
+                                                    f"only: {NOT_SAME_OPT}", [pre_rung], target, np_fast,
+                                               timings[np_fast], steps))
+    eq_header = ["q", "vikl optimizer", "NumPyro target: max |mean err| / sd, max |log sd ratio|",
+                 f"fastest NumPyro ({steps} steps)", "NumPyro s (steady)", "vikl steps to reach",
+                 "vikl max |mean err| / sd", "vikl max |log sd ratio|", "vikl s (steady)",
+                 "NumPyro s / vikl s", "first calls: NumPyro s / vikl s"]
+    print(markdown_table(eq_header, eq_rows), flush=True)
+    ladder_rows = [[fam, r["steps"], fmt(r["first"]), fmt(r["err_mean"]), fmt(r["rms"]), fmt(r["err_sd"]),
+                    "yes" if r["reached"] else "no"] for fam, rungs in eq_ladders.items() for r in rungs]
+    ladder_header = ["q", "vikl steps", "first call s", "max |mean err| / sd", "RMS mean err",
+                     "max |log sd ratio|", "at or below NumPyro's best"]
+    print(markdown_table(ladder_header, ladder_rows), flush=True)
+
     _log("cost of the minibatch-index draw alone (jitted, 200 calls in a scan)")
     draw_cost = index_draw_cost(n, batch, key)
     for name, sec in draw_cost.items():
@@ -566,7 +711,8 @@ def main(argv=None):
 
     load_end = os.getloadavg()
     total = time.perf_counter() - t_start
-    best_vikl = {fam: max(steps / timings[(lib, f, w)][1] for lib, f, w, _, _ in cases if lib == "vikl" and f == fam)
+    best_vikl = {fam: max(steps / timings[(lib, f, w)][1] for lib, f, w, _, _ in cases
+                          if lib == "vikl" and f == fam and NOT_SAME_OPT not in w)
                  for fam in ("mean-field", "full-rank")}
     lines = [
         "# Minibatch VI: vikl.Posterior vs NumPyro SVI with plate subsampling (issue 23 §3)",
@@ -593,7 +739,8 @@ def main(argv=None):
         f"size of X would mean a copy).",
         "",
         f"Reference: Laplace approximation at the MAP, Newton's method in float64 on the full-data log "
-        f"posterior ({newton_iters} iterations, {t_ref:.1f} s); posterior sd median {np.median(ref_sd):.3g} "
+        f"posterior ({newton_iters} iterations, {t_ref:.1f} s"
+        f"{'; loaded from a cache file of an earlier run on the same data' if ref_cached else ''}); posterior sd median {np.median(ref_sd):.3g} "
         f"(min {ref_sd.min():.3g}, max {ref_sd.max():.3g}). Errors: max over coordinates of |mean - MAP| in "
         f"posterior sds; RMS of |mean - MAP|; max |log(sd_q / sd_ref)| with sd_ref the Laplace marginal sd "
         f"(full-rank) or 1/sqrt(H_jj) (mean-field, the optimum of a mean-field Gaussian for a Gaussian posterior).",
@@ -601,7 +748,33 @@ def main(argv=None):
         markdown_table(header, table),
         "",
         f"vikl / fastest NumPyro steps/s: mean-field {best_vikl['mean-field'] / numpyro_rate['mean-field']:.1f}x, "
-        f"full-rank {best_vikl['full-rank'] / numpyro_rate['full-rank']:.1f}x (target >= 5x).",
+        f"full-rank {best_vikl['full-rank'] / numpyro_rate['full-rank']:.1f}x (target >= 5x), at equal steps "
+        f"(not at equal accuracy: see the next section). The row marked \"{NOT_SAME_OPT}\" is left out of "
+        f"this ratio.",
+        "",
+        "## Equal accuracy: vikl's wall time to NumPyro's best errors",
+        "",
+        f"Target per q: the smallest max |mean err| / sd and the smallest max |log sd ratio| over NumPyro's "
+        f"methods for that q at {steps} steps (both must be met; the errors as in the table above, one seed). "
+        f"vikl (prior KL analytic) is fitted with the same optimizer, Adam with the cosine schedule from {LR} to "
+        f"{LR_FINAL} stretched over the fit's own steps, at {', '.join(str(m * steps) for m in ladder)} steps in "
+        f"turn, stopping at the first fit that meets both; its {steps}-step fit is the one in the table above. "
+        f"Times (steady): the fit that met the target and the fastest NumPyro method for that q ({steps} steps), "
+        f"each the median of {repeats} calls interleaved in a shuffled order, timed together after the "
+        f"equal-steps table (a fit that met the target at {steps} steps: the table's figures). First calls "
+        f"(trace + compile + run): from the table and from the ladder below. The preconditioned-Adam row is {NOT_SAME_OPT}: "
+        f"`vikl.preconditioned_adam()` (`fit`'s converge-mode default, constant learning rate 0.01 in units of "
+        f"q0's sd per coordinate, here 0.1), from the same q0, {steps} steps only.",
+        "",
+        markdown_table(eq_header, eq_rows),
+        "",
+        "At equal accuracy (same optimizer), NumPyro's wall time / vikl's: "
+        + ", ".join(f"{fam} {r:.1f}x ({k} vikl steps)" if r is not None else f"{fam} not reached by {k} vikl steps"
+                    for fam, (r, k) in eq_ratio.items()) + " (target >= 5x).",
+        "",
+        "Every vikl fit tried (same optimizer):",
+        "",
+        markdown_table(ladder_header, ladder_rows),
         "",
         "Where the time goes: the minibatch-index draw alone, jitted, per step: "
         + "; ".join(f"{name} {1e6 * sec:.1f} µs" for name, sec in draw_cost.items())
@@ -647,7 +820,7 @@ def main(argv=None):
     with open(args.out, "w") as f:
         f.write(text)
     _log(f"wrote {args.out} ({total:.0f} s)")
-    return {"table": table, "variance": var_rows, "mesh": mesh}
+    return {"table": table, "variance": var_rows, "mesh": mesh, "equal_accuracy": eq_rows, "ladders": eq_ladders}
 
 
 if __name__ == "__main__":

@@ -73,6 +73,57 @@ def test_vikl_and_numpyro_fits_reach_the_laplace_reference():
     assert vd > 0 and va <= vm
 
 
+def test_laplace_reference_cache_round_trips_and_rejects_other_data(tmp_path):
+    path = str(tmp_path / "ref.npz")
+    x, y, _ = mb.make_data(400, 3, seed=3)
+    w, cov, it, _, cached = mb.cached_laplace_reference(x, y, path)
+    assert not cached
+    w2, cov2, it2, _, cached2 = mb.cached_laplace_reference(x, y, path)
+    assert cached2 and it2 == it
+    np.testing.assert_array_equal(w2, w)
+    np.testing.assert_array_equal(cov2, cov)
+    x3, y3, _ = mb.make_data(400, 3, seed=4)  # other data: the cache must not be used
+    w3, _, _, _, cached3 = mb.cached_laplace_reference(x3, y3, path)
+    assert not cached3
+    np.testing.assert_array_equal(w3, mb.laplace_reference(x3, y3)[0])
+
+
+def test_steps_to_accuracy_stops_at_the_first_fit_meeting_both_targets():
+    ref_map, ref_cov = np.array([1.0, -1.0]), np.diag([0.25, 0.25])
+    exact = (ref_map, np.diag([0.5, 0.5]))
+    off = (ref_map + 1.0, np.diag([0.5, 0.5]))  # mean 2 sds off, sds exact
+    wide = (ref_map, np.diag([1.0, 1.0]))  # mean exact, sds 2x (log ratio 0.69)
+    known = {10: (3.0, 1.0, off), 20: (3.0, 1.5, wide), 40: (3.0, 2.0, exact), 80: (3.0, 4.0, exact)}
+    rungs = mb.steps_to_accuracy(None, 2, True, None, [10, 20, 40, 80], (0.5, 0.1), ref_map, ref_cov, known)
+    assert [r["steps"] for r in rungs] == [10, 20, 40]  # 80 never tried
+    assert [r["reached"] for r in rungs] == [False, False, True]
+    assert rungs[0]["err_mean"] == pytest.approx(2.0) and rungs[1]["err_sd"] == pytest.approx(np.log(2.0))
+    assert rungs[2]["steady"] == 2.0 and rungs[2]["run"] is None
+    row = mb._equal_accuracy_row("full-rank", "Adam", rungs, (0.5, 0.1), ("NumPyro", "full-rank", "AMVN"),
+                                 (6.0, 8.0), 10)
+    assert row[5] == "40" and row[-2] == mb.fmt(4.0) and row[-1] == mb.fmt(2.0)
+    none = mb.steps_to_accuracy(None, 2, True, None, [10, 20], (0.5, 0.1), ref_map, ref_cov, known)
+    assert [r["reached"] for r in none] == [False, False]
+    row = mb._equal_accuracy_row("full-rank", "Adam", none, (0.5, 0.1), ("NumPyro", "full-rank", "AMVN"),
+                                 (6.0, 8.0), 10)
+    assert row[5] == "not reached by 20" and row[-1] == "-"
+
+
+def test_steps_to_accuracy_fits_when_the_step_count_is_not_known():
+    n, d, batch = 2000, 3, 100
+    x_np, y_np, _ = mb.make_data(n, d)
+    ref_map, ref_cov, _ = mb.laplace_reference(x_np, y_np)
+    post = mb.make_posterior(jnp.asarray(x_np), jnp.asarray(y_np), batch)
+    key = jax.random.PRNGKey(0)
+    # the initial q (sd 0.1, mean 0) is several sds off, so a 0-error target is never met by 8 steps
+    (rung,) = mb.steps_to_accuracy(post, d, False, key, [8], (0.0, 0.0), ref_map, ref_cov)
+    assert not rung["reached"] and rung["steady"] is None and rung["err_mean"] > 1.0
+    (rung,) = mb.steps_to_accuracy(post, d, False, key, [8], (np.inf, np.inf), ref_map, ref_cov)
+    assert rung["reached"] and rung["first"] > 0
+    loc, _ = rung["run"]()  # the same fit again: same key, same result
+    assert rung["err_mean"] == pytest.approx(mb.accuracy(loc, np.eye(d), ref_map, ref_cov, False)[0])
+
+
 @pytest.mark.slow
 def test_quick_run_writes_the_report(tmp_path):
     pytest.importorskip("numpyro")
@@ -82,3 +133,5 @@ def test_quick_run_writes_the_report(tmp_path):
     assert "machine:" in text and "| vikl | full-rank |" in text and "AutoMultivariateNormal" in text
     assert all(va <= vm for _, va, vm, _ in result["variance"])
     assert isinstance(result["mesh"], dict) and result["mesh"]["max_abs_diff_loc"] < 1e-4
+    assert "## Equal accuracy" in text and mb.NOT_SAME_OPT in text
+    assert [row[0] for row in result["equal_accuracy"]] == ["mean-field", "full-rank", "full-rank"]

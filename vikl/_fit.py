@@ -499,8 +499,7 @@ def _prepare(q0, target, objective, optimizer, key, num_samples, *, init=_SKIP,
                             key=jax.random.fold_in(key, 0x5EED), converge=converge)
         q0, optimizer = out[0], resolve_optimizer(out[1])
         if q0 is not before:
-            ran_init = out[2] if len(out) > 2 else (
-                getattr(_init, "AUTO", init) if init == "auto" else init)
+            ran_init = out[2] if len(out) > 2 else init
     q_static, q_dyn = _stack_static(q_list, "q0") if q_list is not None else _split_static(q0)
     target_static, target_dyn = (
         _stack_static(t_list, "target") if t_list is not None else _split_static(target))

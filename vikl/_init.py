@@ -507,8 +507,6 @@ def _pathfinder(logp, x0, key, num_paths, num_elbo_draws, max_iters, jitter, mem
 
 # ----------------------------------------------------------------------------- fit's initializer
 _INITS = ("auto", "laplace", "pathfinder")
-#: What ``init="auto"`` runs (a label for ``FitResult.init``).
-AUTO = "laplace, or pathfinder where its ELBO is higher"
 #: Draws of the ELBO estimate that picks between Laplace and Pathfinder under ``init="auto"``.
 AUTO_ELBO_DRAWS = 64
 
@@ -566,7 +564,8 @@ def to_family(q0, mu, chol):
 
 
 def for_fit(q0, target, *, init, optimizer, key, converge):
-    """``(q0, optimizer)`` to start :func:`vikl.fit` from.
+    """``(q0, optimizer)``, or ``(q0, optimizer, name)`` when an initializer ran, to start
+    :func:`vikl.fit` from (``name``: ``"laplace"``, ``"pathfinder"``, or ``"auto: <the one kept>"``).
 
     ``target`` is the (already unconstrained) target. ``init``:
 
@@ -609,7 +608,8 @@ def for_fit(q0, target, *, init, optimizer, key, converge):
             raise InitializationError(f"fit: init={init!r} cannot run: {reason}; pass init=None")
         return q0, optimizer
     try:
-        return _initialize(q0, target, method, key), optimizer
+        q_init, name = _initialize(q0, target, method, key)
+        return q_init, optimizer, f"auto: {name}" if init == "auto" else name
     except InitializationError as err:
         if explicit:
             raise
@@ -640,7 +640,7 @@ def _initialize(q0, target, method, key):
     _check_start(logp, x0, f"fit(init={method!r})")
     where = f"fit(init={method!r})"
     key_pf, key_elbo = jax.random.split(key)
-    found = []
+    found, names = [], []
     for name in ("laplace", "pathfinder"):
         if name not in method:
             continue
@@ -652,15 +652,15 @@ def _initialize(q0, target, method, key):
             else:
                 mu, chol, _ = _pathfinder(logp, x0, key_pf, 4, 16, 1000, 2.0, 6, None, None, where)
             found.append((mu, chol))
+            names.append(name)
         except InitializationError:
             if "+" not in method or (name == "pathfinder" and not found):
                 raise
-    if len(found) > 1:
-        found = [found[_pick(logp, found, key_elbo)]]
-    mu, chol = found[0]
+    pick = _pick(logp, found, key_elbo) if len(found) > 1 else 0
+    mu, chol = found[pick]
     if _gaussian_kind(q0) == "normal":
         q0 = type(q0)(jnp.broadcast_to(q0.loc, shape), jnp.broadcast_to(q0.scale, shape))
-    return to_family(q0, mu, chol)
+    return to_family(q0, mu, chol), names[pick]
 
 
 def _pick(logp, found, key):

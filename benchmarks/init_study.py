@@ -7,8 +7,7 @@ each (2000 draws of the Gaussian pushed to the constrained scale), which of the 
 ``init="auto"`` picks (Pathfinder only where its ELBO estimate is 2 standard errors higher),
 and the same error after ``--steps`` steps of ``vikl.fit`` (full rank, 16 draws, STL) from
 that start with ``optax.adam(1e-2)`` (the default today) and with the preconditioned Adam of
-converge mode (``_init.preconditioned_adam``). mcycle's HSGP coefficients are computed in log
-space here (see ``_stable_hsgp_coefficients``).
+converge mode (``_init.preconditioned_adam``).
 
     python -m benchmarks.init_study [--steps 2000] [--x64] [--names a,b]
 """
@@ -84,14 +83,6 @@ def study(name, steps, key):
     return row
 
 
-def _stable_hsgp_coefficients(z, sd, lscale, slambda):
-    """posteriordb's HSGP coefficients with sqrt(S(w)) taken in log space: the module's
-    ``sqrt(sd^2 sqrt(2 pi) l exp(-l^2 w^2 / 2))`` underflows to sqrt(0), whose gradient is
-    NaN (every point of mcycle_gp-accel_gp). Same values where it does not underflow."""
-    log_sqrt = jnp.log(sd) + 0.25 * np.log(2 * np.pi) + 0.5 * jnp.log(lscale) - 0.25 * lscale**2 * slambda**2
-    return jnp.exp(log_sqrt) * z
-
-
 def fmt(v):
     if isinstance(v, float):
         return f"{v:.3g}"
@@ -113,7 +104,6 @@ def main(argv=None):
     cols = ["name", "d", "ev_lap", "t_lap", "err_lap", "ev_pf", "t_pf", "err_pf", "auto",
             "err_adam", "t_adam", "err_precond", "t_precond"]
     print(" | ".join(cols))
-    posteriordb._hsgp_coefficients = _stable_hsgp_coefficients  # see its docstring
     key = jax.random.key(args.seed)
     for i, name in enumerate(names):
         row = study(name, args.steps, jax.random.fold_in(key, i))

@@ -119,12 +119,38 @@ def test_for_fit_auto_starts_from_the_better_gaussian_and_preconditions():
     cov = np.array([[1.0, 0.9 * 0.3], [0.9 * 0.3, 0.09]], np.float32)
     target = vikl.MultivariateNormal(jnp.asarray(m), covariance_matrix=jnp.asarray(cov))
     q0 = vikl.MultivariateNormal(jnp.zeros(2), scale_tril=jnp.eye(2))
-    q, opt = _init.for_fit(q0, target, init="auto", optimizer=None, key=jax.random.PRNGKey(0),
-                           converge=True)
+    q, opt, name = _init.for_fit(q0, target, init="auto", optimizer=None, key=jax.random.PRNGKey(0),
+                                 converge=True)
     assert type(q) is vikl.MultivariateNormal and opt is _init.preconditioned_adam()
+    assert name == "auto: laplace"  # exact for a Gaussian target
     np.testing.assert_allclose(np.asarray(q.loc), m, atol=1e-3 * np.sqrt(np.diag(cov)).min() + 1e-4)
     np.testing.assert_allclose(np.asarray(q.scale_tril @ q.scale_tril.T), cov, rtol=1e-3, atol=1e-4)
 
+
+
+def test_laplace_of_a_second_target_of_the_same_structure_compiles_nothing():
+    """The initializer's programs take the target's arrays as arguments (as fit's loop does):
+    Laplace of a second Gaussian of the same shapes traces no program, and finds THAT Gaussian."""
+    traces, after_first = [], []
+
+    def count(event, duration, **kwargs):
+        if event == "/jax/core/compile/jaxpr_trace_duration":
+            traces.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(count)
+    try:
+        with jax.enable_x64(True):
+            for seed in (5, 6):
+                m, cov = _gaussian(3, seed=seed)
+                target = vikl.MultivariateNormal(jnp.asarray(m), covariance_matrix=jnp.asarray(cov))
+                q = vikl.laplace(target, jnp.zeros(3))  # mode to |Σ ∇log p| <= 12 sqrt(3) gtol
+                np.testing.assert_allclose(np.asarray(q.loc), m, rtol=0, atol=1e-6)
+                np.testing.assert_allclose(np.asarray(q.scale_tril @ q.scale_tril.T), cov, rtol=1e-10,
+                                           atol=1e-12)
+                after_first.append(len(traces))
+    finally:
+        jax.monitoring.unregister_event_duration_listener(count)
+    assert after_first[0] > 0 and after_first[1] == after_first[0]
 
 def test_preconditioned_adam_scales_steps_by_the_initial_sds():
     q0 = vikl.MultivariateNormal(jnp.zeros(2), scale_tril=jnp.array([[3.0, 0.0], [4.0, 1e-3]]))

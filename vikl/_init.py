@@ -55,18 +55,56 @@ class InitializationWarning(UserWarning):
 
 
 # ----------------------------------------------------------------------------- the log density
-def _log_density(target, shape, where):
-    """``u (d,) -> log p(reshape(u, shape))`` for a target with a log density."""
-    if not _targets.has_log_prob(target):
-        raise InitializationError(
-            f"{where}: the target ({type(target).__name__}) has no log density (e.g. vikl.Empirical "
-            "data are known only by their samples); an initializer needs log p and its gradient. "
-            "Fit with init=None, or pass a Distribution / log-density callable")
+# Every compiled program below is a module-level jitted function of a ``_LogDensity``'s ``spec``
+# (static: the target's non-array part, as ``vikl.fit`` splits it, and the point shape) and its
+# ``leaves`` (the target's arrays, traced): a second call with a target of the same structure,
+# shapes and dtype (the same function object, for a callable) reuses the compiled programs.
+class _LogDensity:
+    """``u (d,) -> log p(reshape(u, shape))`` for a target with a log density, split for jit.
+
+    ``spec`` (hashable, a static argument) and ``leaves`` (the target's arrays) rebuild the
+    function inside a compiled program (:func:`_bind`); calling the object evaluates it compiled.
+    """
+
+    def __init__(self, target, shape):
+        from vikl._fit import _split_static  # _fit imports this module
+
+        static, self.leaves = _split_static(target)
+        self.spec = (static, tuple(shape))
+
+    def __call__(self, u):
+        return _value(self.spec, self.leaves, u)
+
+
+def _bind(spec, leaves):
+    """The log density ``u -> log p(u)`` of a ``_LogDensity``'s ``spec`` and ``leaves`` (inside jit)."""
+    static, shape = spec
+    target = static.rebuild(leaves)
 
     def logp(u):
         return _targets.log_prob(target, jnp.reshape(u, shape)[None])[0]
 
     return logp
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _value(spec, leaves, u):
+    return _bind(spec, leaves)(u)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _value_and_grad(spec, leaves, u):
+    return jax.value_and_grad(_bind(spec, leaves))(u)
+
+
+def _log_density(target, shape, where):
+    """The :class:`_LogDensity` of a target with a log density (raises for one without)."""
+    if not _targets.has_log_prob(target):
+        raise InitializationError(
+            f"{where}: the target ({type(target).__name__}) has no log density (e.g. vikl.Empirical "
+            "data are known only by their samples); an initializer needs log p and its gradient. "
+            "Fit with init=None, or pass a Distribution / log-density callable")
+    return _LogDensity(target, shape)
 
 
 def _start(x0, where):
@@ -81,7 +119,7 @@ def _start(x0, where):
 def _check_start(logp, x0, where):
     """Raises unless ``log p`` and its gradient are finite at ``x0`` (one compiled evaluation)."""
     try:
-        value, grad = jax.jit(jax.value_and_grad(logp))(x0)
+        value, grad = _value_and_grad(logp.spec, logp.leaves, x0)
     except (TypeError, jax.errors.JAXTypeError) as err:  # pragma: no cover - message depends on JAX
         raise InitializationError(
             f"{where}: the log density could not be differentiated at x0 ({err}); an initializer "
@@ -209,6 +247,13 @@ def _run_lbfgs(logp, x0, key, *, max_iters, gtol, ftol, memory_size, num_elbo_dr
         return jax.lax.while_loop(cond, body, carry)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7, 8))
+def _lbfgs(spec, leaves, x0, key, max_iters, gtol, ftol, memory_size, num_elbo_draws):
+    """:func:`_run_lbfgs` compiled, for a ``_LogDensity``'s ``spec`` and ``leaves``."""
+    return _run_lbfgs(_bind(spec, leaves), x0, key, max_iters=max_iters, gtol=gtol, ftol=ftol,
+                      memory_size=memory_size, num_elbo_draws=num_elbo_draws)
+
+
 def _tolerances(dtype, gtol, ftol):
     f64 = jnp.dtype(dtype) == jnp.float64
     return (gtol if gtol is not None else (1e-8 if f64 else 1e-4),
@@ -235,9 +280,7 @@ class ModeInfo(NamedTuple):
 
 def _mode(logp, x0, where, max_iters, gtol, ftol, memory_size):
     gtol, ftol = _tolerances(x0.dtype, gtol, ftol)
-    run = jax.jit(lambda x: _run_lbfgs(logp, x, None, max_iters=max_iters, gtol=gtol, ftol=ftol,
-                                       memory_size=memory_size, num_elbo_draws=0))
-    c = run(x0)
+    c = _lbfgs(logp.spec, logp.leaves, x0, None, max_iters, gtol, ftol, memory_size, 0)
     info = ModeInfo(int(c.it), int(c.evals), _STATUS.get(int(c.status), "?"), float(-c.f),
                     float(jnp.max(jnp.abs(c.g))))
     if not np.all(np.isfinite(np.asarray(c.g))):
@@ -347,7 +390,8 @@ def _laplace(logp, x0, key, where, max_iters, gtol, ftol, hessian):
     out = dict(info._asdict(), num_grad_evals=info.num_evals)
     use_exact = hessian == "exact" or (hessian == "auto" and d <= 2000)
     if use_exact:
-        mode, chol, steps = _newton_polish(logp, c.x, _tolerances(x0.dtype, gtol, None)[0])
+        mode, chol, steps = _newton_polish(logp.spec, logp.leaves, c.x,
+                                           _tolerances(x0.dtype, gtol, None)[0])
         out["num_grad_evals"] += (int(steps) + 1) * (d + 1) + int(steps) * len(_BACKTRACK)
         out["newton_steps"] = int(steps)
         if bool(jnp.all(jnp.isfinite(chol))):
@@ -377,13 +421,15 @@ _NEWTON_STEPS = 8
 _BACKTRACK = 2.0 ** -np.arange(8)  # step fractions tried by each Newton iteration
 
 
-@functools.partial(jax.jit, static_argnums=(0, 2))
-def _newton_polish(logp, x, gtol):
+@functools.partial(jax.jit, static_argnums=(0, 3))
+def _newton_polish(spec, leaves, x, gtol):
     """``(x', chol(Σ), iterations)``: up to ``_NEWTON_STEPS`` damped Newton steps from the L-BFGS
     mode (each ``x + t Σ ∇log p(x)``, the best of ``t = 1, 1/2, ..., 1/128`` that raises
     ``log p``), ``Σ = (-∇² log p(x'))^{-1}``. L-BFGS stalls on badly scaled posteriors (a
     log-scale next to coefficients of size 10^4); Newton steps finish the job, and a Gaussian's
     mode comes out exact to rounding."""
+    logp = _bind(spec, leaves)
+
     def newton(carry):
         x, _, it = carry
         chol = _chol_of_inverse(-jax.hessian(logp)(x))
@@ -409,9 +455,8 @@ def _lbfgs_inverse_hessian_at(logp, x, key, max_iters, gtol, ftol):
     d = x.shape[0]
     ftol = _tolerances(x.dtype, gtol, ftol)[1]
     nudge = x + 1e-2 * jnp.maximum(jnp.abs(x), 1.0) * jnp.sign(jnp.sin(jnp.arange(1, d + 1)))
-    c = jax.jit(lambda u: _run_lbfgs(logp, u, jax.random.key(0) if key is None else key,
-                                     max_iters=max_iters, gtol=0.0, ftol=ftol, memory_size=6,
-                                     num_elbo_draws=1))(nudge)
+    c = _lbfgs(logp.spec, logp.leaves, nudge, jax.random.key(0) if key is None else key, max_iters,
+               0.0, ftol, 6, 1)
     return _inverse_hessian(c.alpha, c.s_mem, c.z_mem, c.ok_mem)
 
 
@@ -483,15 +528,8 @@ def _pathfinder(logp, x0, key, num_paths, num_elbo_draws, max_iters, jitter, mem
     shift = jax.random.uniform(key_start, (num_paths, x0.shape[0]), x0.dtype, -jitter, jitter)
     starts = x0 + shift.at[0].set(0.0)
 
-    @jax.jit
-    def run(starts, keys):
-        one = lambda x, k: _run_lbfgs(logp, x, k, max_iters=max_iters, gtol=gtol, ftol=ftol,  # noqa: E731
-                                      memory_size=memory_size, num_elbo_draws=num_elbo_draws)
-        # lax.map, not vmap: optax's zoom line search under vmap stops after two iterations
-        # (measured, optax 0.2.8: a 2-d Gaussian, 16 iterations alone, 2 when batched).
-        return jax.lax.map(lambda a: one(*a), (starts, keys))
-
-    c = run(starts, jax.random.split(key_elbo, num_paths))
+    c = _pathfinder_paths(logp.spec, logp.leaves, starts, jax.random.split(key_elbo, num_paths),
+                          max_iters, gtol, ftol, memory_size, num_elbo_draws)
     elbos = np.asarray(c.best[0])
     i = int(np.argmax(np.where(np.isnan(elbos), -np.inf, elbos)))
     if not np.isfinite(elbos[i]):
@@ -503,6 +541,18 @@ def _pathfinder(logp, x0, key, num_paths, num_elbo_draws, max_iters, jitter, mem
             "num_logp_evals": int(np.sum(c.it)) * num_elbo_draws,
             "num_iters": np.asarray(c.it).tolist(), "path": i}
     return c.best[1][i], c.best[2][i], info
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4, 5, 6, 7, 8))
+def _pathfinder_paths(spec, leaves, starts, keys, max_iters, gtol, ftol, memory_size, num_elbo_draws):
+    """The L-BFGS paths from ``starts`` (one row each), one after the other: a stacked :class:`_Carry`."""
+    def one(a):
+        return _run_lbfgs(_bind(spec, leaves), a[0], a[1], max_iters=max_iters, gtol=gtol, ftol=ftol,
+                          memory_size=memory_size, num_elbo_draws=num_elbo_draws)
+
+    # lax.map, not vmap: optax's zoom line search under vmap stops after two iterations
+    # (measured, optax 0.2.8: a 2-d Gaussian, 16 iterations alone, 2 when batched).
+    return jax.lax.map(one, (starts, keys))
 
 
 # ----------------------------------------------------------------------------- fit's initializer
@@ -666,17 +716,23 @@ def _initialize(q0, target, method, key):
 def _pick(logp, found, key):
     """``init="auto"``: index of Pathfinder's Gaussian (1) only where its ELBO estimate beats
     Laplace's (0) by more than 2 standard errors of the difference (on common draws), else 0.
-    Laplace is exact for a Gaussian target, where Pathfinder's estimate can win by noise alone."""
-    @jax.jit
-    def logw(mu, chol):
-        eps = jax.random.normal(key, (AUTO_ELBO_DRAWS, mu.shape[0]), mu.dtype)
-        logq = -0.5 * jnp.sum(eps**2, -1) - jnp.sum(jnp.log(jnp.diag(chol))) - 0.5 * mu.shape[0] * _LOG_2PI
-        return jax.vmap(logp)(mu + eps @ chol.T) - logq
-
-    (w_lap, w_pf) = (np.asarray(logw(mu, chol), np.float64) for mu, chol in found)
+    Laplace is exact for a Gaussian target, where Pathfinder's estimate can win by noise alone.
+    ``logp``: a :class:`_LogDensity`, or a log density ``u (d,) -> scalar`` (benchmarks pass one)."""
+    if not isinstance(logp, _LogDensity):
+        logp = _LogDensity(logp, jnp.shape(found[0][0]))
+    (w_lap, w_pf) = (np.asarray(_log_weights(logp.spec, logp.leaves, mu, chol, key), np.float64)
+                     for mu, chol in found)
     if not np.all(np.isfinite(w_pf)):
         return 0
     if not np.all(np.isfinite(w_lap)):
         return 1
     se = np.sqrt((np.var(w_lap) + np.var(w_pf)) / AUTO_ELBO_DRAWS)
     return int(np.mean(w_pf) - np.mean(w_lap) > 2.0 * se)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _log_weights(spec, leaves, mu, chol, key):
+    """``log p(x) - log q(x)`` at :data:`AUTO_ELBO_DRAWS` draws of ``q = N(mu, chol cholᵀ)`` from ``key``."""
+    eps = jax.random.normal(key, (AUTO_ELBO_DRAWS, mu.shape[0]), mu.dtype)
+    logq = -0.5 * jnp.sum(eps**2, -1) - jnp.sum(jnp.log(jnp.diag(chol))) - 0.5 * mu.shape[0] * _LOG_2PI
+    return jax.vmap(_bind(spec, leaves))(mu + eps @ chol.T) - logq

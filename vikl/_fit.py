@@ -55,6 +55,7 @@ from vikl._diagnostics import ISDiagnostics
 from vikl._fit_result import FitDivergedError, FitResult, FitWarning
 from vikl._optimizers import continuation_optimizer, resolve_optimizer, restore_opt_state
 from vikl._params import unconstrain
+from vikl._static import _is_array, _split_static, _Static
 from vikl._validate import check_int
 
 __all__ = ["fit", "FitResult", "FitDivergedError", "FitInterrupted"]
@@ -89,49 +90,6 @@ class FitInterrupted(KeyboardInterrupt):
 
 
 # ----------------------------------------------------------------------------- static parts
-def _is_array(x) -> bool:
-    return isinstance(x, (jax.Array, np.ndarray, np.generic))
-
-
-class _Static:
-    """The non-array part of a pytree, hashable (by value where possible, else identity)."""
-
-    def __init__(self, tree):
-        leaves, treedef = jax.tree_util.tree_flatten(tree)
-        self.treedef = treedef
-        self.mask = tuple(_is_array(leaf) for leaf in leaves)
-        self.leaves = tuple(None if m else leaf for leaf, m in zip(leaves, self.mask))
-        key = (treedef, self.leaves, self.mask)
-        try:
-            self._hash = hash(key)
-            self._key = key
-        except TypeError:
-            self._key = ("id", id(tree))
-            self._ref = tree
-            self._hash = hash(self._key)
-
-    def __hash__(self):
-        return self._hash
-
-    def __eq__(self, other):
-        if not isinstance(other, _Static):
-            return False
-        try:
-            return bool(self._key == other._key)
-        except Exception:  # e.g. arrays in pytree aux data
-            return False
-
-    def rebuild(self, dynamic):
-        it = iter(dynamic)
-        leaves = [next(it) if m else leaf for leaf, m in zip(self.leaves, self.mask)]
-        return jax.tree_util.tree_unflatten(self.treedef, leaves)
-
-
-def _split_static(tree):
-    leaves = jax.tree_util.tree_leaves(tree)
-    return _Static(tree), [leaf for leaf in leaves if _is_array(leaf)]
-
-
 def _stack_static(trees, what):
     """Splits a list of pytrees with equal static parts; stacks their array leaves."""
     statics = [_split_static(t) for t in trees]

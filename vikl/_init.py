@@ -38,6 +38,7 @@ from vikl import _targets
 from vikl._distributions.mvn import LowRankMultivariateNormal, MultivariateNormal, MultivariateNormalDiag
 from vikl._distributions.normal import Normal
 from vikl._optimizers import preconditioned_adam, resolve_optimizer
+from vikl._static import _split_static
 from vikl._validate import check_int
 
 __all__ = ["find_mode", "laplace", "pathfinder", "for_fit", "to_family", "InitializationError",
@@ -67,7 +68,6 @@ class _LogDensity:
     """
 
     def __init__(self, target, shape):
-        from vikl._fit import _split_static  # _fit imports this module
 
         static, self.leaves = _split_static(target)
         self.spec = (static, tuple(shape))

@@ -99,6 +99,8 @@ SLOW_CASES = {
     "tests/test_cross_kl_continuous.py::test_kl_matches_quadrature_and_gradients_are_finite[float64-Beta-Uniform]",
     "tests/test_benchmark_minibatch.py::test_vikl_and_numpyro_fits_reach_the_laplace_reference",
     "tests/test_experiments.py::test_same_seed_same_numbers",
+    "tests/test_grad_at_equal.py::test_gradient_of_kl_at_p_equal_q_is_zero[float64-Dirichlet-Dirichlet]",
+    "tests/test_kl_registry.py::test_every_pair_jits_and_has_finite_gradients[Dirichlet-Dirichlet]",
     "tests/test_cross_kl_continuous.py::test_kl_matches_quadrature_and_gradients_are_finite[float64-Beta-Normal]",
     "tests/test_cross_kl_continuous.py::test_kl_matches_quadrature_and_gradients_are_finite[float64-Cauchy-Beta]",
     "tests/test_cross_kl_continuous.py::test_vmap_over_batches_matches_batched_evaluation",

@@ -5,24 +5,14 @@ JAX fixes the device count when it starts, so the checks run in a fresh interpre
 in the default run (CI needs them).
 """
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests._multidevice import run_on_four_cpu_devices
 
 SCRIPT = Path(__file__).with_name("_sharded_fit.py")
 
 
 def test_sharded_fit_matches_one_device(tmp_path):
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    env.pop("JAX_ENABLE_X64", None)
-    proc = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], env=env,
-                          capture_output=True, text=True, timeout=600,
-                          cwd=Path(__file__).resolve().parents[1])
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = run_on_four_cpu_devices(SCRIPT, tmp_path)
     assert out["fit_max_abs_diff_loc"] < 1e-4 and out["full_data_max_abs_diff"] < 1e-3
     assert (tmp_path / "sharded.npz").exists()

@@ -13,6 +13,7 @@ import pytest
 from numpyro.distributions.transforms import biject_to
 
 import vikl
+from tests.conftest import tol
 from vikl import bijectors as B
 from vikl import constraints as C
 from vikl._params import constrain, unconstrain
@@ -85,17 +86,28 @@ def test_parameter_maps_are_bit_identical_to_vikls_historical_ones(dtype):
     assert np.array_equal(simplex.forward(u), old)
     logx = jnp.log(old)
     assert np.array_equal(simplex.inverse(old), logx[..., :-1] - logx[..., -1:])
-    m = _u((2, 3, 3), dtype, seed=3)
-    chol = B.bijector_for(C.lower_cholesky, parameter=True)
-    diag = jnp.exp(jnp.diagonal(m, axis1=-2, axis2=-1))
-    old = jnp.tril(m, k=-1) + diag[..., None] * jnp.eye(3, dtype=dtype)
-    assert np.array_equal(chol.forward(m), old)
-    assert chol.inverse(old).shape == (2, 3, 3)  # the u-shape of saved fits is kept
     assert np.array_equal(B.bijector_for(C.unit_interval, parameter=True).forward(u),
                           jax.nn.sigmoid(u))
     assert np.array_equal(B.bijector_for(C.positive, parameter=True).forward(u), jnp.exp(u))
     assert np.array_equal(B.bijector_for(C.positive, parameter=True).inverse(jnp.exp(u)),
                           jnp.log(jnp.exp(u)))
+
+
+def test_lower_cholesky_parameter_map_is_row_scales_times_a_unit_lower_factor(dtype):
+    m = _u((2, 3, 3), dtype, seed=3)
+    chol = B.bijector_for(C.lower_cholesky, parameter=True)
+    y = chol.forward(m)
+    assert y.shape == (2, 3, 3) and y.dtype == dtype  # the u-shape of saved fits is kept
+    m64 = np.asarray(m, np.float64)
+    want = np.stack([np.diag(np.exp(np.diag(u))) @ (np.tril(u, -1) + np.eye(3)) for u in m64])
+    np.testing.assert_allclose(y, want, rtol=tol(dtype))
+    back = np.asarray(chol.inverse(y), np.float64)
+    np.testing.assert_allclose(back, np.tril(m64), rtol=tol(dtype) * 10, atol=tol(dtype) * 10)
+    # Scale-free coordinates: scaling row i of the factor by c_i moves only u_ii (by log c_i).
+    c = np.array([1e-3, 1.0, 1e3])
+    scaled = chol.inverse(jnp.asarray(c[:, None] * np.asarray(y, np.float64), dtype))
+    np.testing.assert_allclose(np.tril(np.asarray(scaled, np.float64), -1), np.tril(back, -1),
+                               rtol=tol(dtype) * 10, atol=tol(dtype) * 10)
 
 
 @pytest.mark.parametrize("c", [C.lower_cholesky, C.positive_definite], ids=["tril", "spd"])

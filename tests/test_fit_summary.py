@@ -82,7 +82,7 @@ def test_new_fields_round_trip_and_old_files_still_load(tmp_path, converged, fix
     with np.load(tmp_path / "c.npz") as z:
         entries = {k: z[k] for k in z.files}
     meta = json.loads(str(entries[META]))
-    assert meta["version"] == 3 and meta["converged"] is True
+    assert meta["version"] == 4 and meta["converged"] is True  # 4: its q is full rank
     # a fixed-step result is still written in format 1 and loads with the defaults
     fixed.save(tmp_path / "f.npz")
     with np.load(tmp_path / "f.npz") as z:

@@ -23,7 +23,7 @@ def _families():
         {"loc": loc, "scale_diag": np.log(scale)},
     ))
     tril = np.array([[1.5, 0, 0], [0.3, 0.7, 0], [-0.2, 0.4, 2.0]], np.float32)
-    raw = tril.copy()
+    raw = tril / np.diag(tril)[:, None]  # diag(scales) x unit-lower: the ratios below the diagonal
     raw[np.diag_indices(3)] = np.log(np.diag(tril))
     out.append(("MultivariateNormal", vikl.MultivariateNormal(loc, scale_tril=tril), {"loc": loc, "scale_tril": raw}))
     w = np.array([[0.1, 0.2], [0.3, -0.4], [0.5, 0.6]], np.float32)

@@ -289,3 +289,37 @@ def test_constrained_result_round_trips(tmp_path):
     assert meta["version"] == 2 and meta["constrained"] is True
     meta["constrained"] = "yes"
     _refused(_write(tmp_path / "bad.npz", _entries(tmp_path / "c.npz"), meta), "constrained")
+
+
+# ----------------------------------------------------------------------------- format 4
+def test_full_rank_factor_map_of_format_3_files_is_converted_on_load(tmp_path):
+    # Format 4 trains scale_tril as diag(exp(diag u)) (I + tril(u, -1)); formats <= 3 stored
+    # u = tril(L, -1) + diag(log diag L). An old file must load to the same q, with params in
+    # the new map and no optimizer state (Adam's moments were in the old coordinates).
+    target = vikl.MultivariateNormal(jnp.array([1.0, -2.0]),
+                                     scale_tril=jnp.array([[3.0, 0.0], [1.5, 0.02]]))
+    q0 = vikl.MultivariateNormal(jnp.zeros(2), scale_tril=jnp.eye(2))
+    r = vikl.fit(q0, target, num_steps=30, key=jax.random.PRNGKey(1), progress=False)
+    path = tmp_path / "fr.npz"
+    r.save(path)
+    entries = _entries(path)
+    meta = json.loads(str(entries[META]))
+    assert meta["version"] == 4
+    new_u = np.asarray(r.params["scale_tril"])
+    tril = np.asarray(r.distribution.scale_tril)
+    np.testing.assert_allclose(np.tril(new_u, -1), np.tril(tril, -1) / np.diag(tril)[:, None], rtol=1e-6)
+    # Rewrite it as the format-3 writer did.
+    [(name, _)] = [(k, v) for k, v in entries.items() if np.array_equal(v, new_u)]
+    entries[name] = np.tril(tril, -1) + np.diag(np.log(np.diag(tril)))
+    meta["version"] = 3
+    old = _write(tmp_path / "old.npz", entries, meta)
+    back = FitResult.load(old)
+    assert back.opt_state is None
+    np.testing.assert_allclose(back.params["scale_tril"], new_u, rtol=2e-6, atol=1e-7)
+    np.testing.assert_array_equal(back.distribution.scale_tril, r.distribution.scale_tril)
+    with pytest.raises(ValueError, match="no optimizer state.*format 4"):
+        vikl.fit(back, target, num_steps=5, key=jax.random.PRNGKey(2), progress=False)
+    # The same file written today round-trips exactly and continues.
+    again = FitResult.load(path)
+    assert _same(again, r)
+    vikl.fit(again, target, num_steps=5, key=jax.random.PRNGKey(2), progress=False)

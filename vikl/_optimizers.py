@@ -117,6 +117,13 @@ def restore_opt_state(result, optimizer):
     Raises:
       ValueError: the state does not match (a different optax chain).
     """
+    if result.opt_state is None:
+        raise ValueError(
+            "fit: this FitResult has no optimizer state (a full-rank fit saved before vikl's "
+            "format 4 changed the factor's parameter map), so it cannot be continued "
+            "step for step. Restart the optimizer from its fitted q with "
+            "fit(result.unconstrained_distribution, ...)."
+        )
     init = optimizer.init if result.batch_size is None else jax.vmap(optimizer.init)
     with jax.numpy_dtype_promotion("standard"):
         want = jax.eval_shape(init, result.params)
@@ -148,9 +155,9 @@ def preconditioned_adam(learning_rate: float = 1e-2):
     at ``init`` the parameters of a Gaussian family (``Normal``,
     ``MultivariateNormalDiag``, ``MultivariateNormal``,
     ``LowRankMultivariateNormal``) give each coordinate's standard deviation
-    ``sd_i``; a location's and a scale factor's row-``i`` steps are multiplied by
-    ``sd_i`` (they are in the units of ``x_i``), log-scales are unitless and
-    kept. So ``learning_rate`` is in units of the initial posterior sd on every
+    ``sd_i``; a location's steps (and a low-rank factor's row ``i``) are multiplied by
+    ``sd_i`` (they are in the units of ``x_i``); log-scales and the unit-lower
+    ratios of a full-rank factor are unitless and kept. So ``learning_rate`` is in units of the initial posterior sd on every
     coordinate, whatever the scales of the posterior (they differ by 10^4 in
     unscaled regressions). The scales live in the optimizer state, so one
     object (created once per learning rate) serves every fit without
@@ -168,11 +175,19 @@ class ScaleByInitialSdState(NamedTuple):
     multipliers: object
 
 
-def _positive(u):
+def _parameter_map(constraint_name, u):
     from vikl import _constraints as constraints  # imported late: bijectors import this module's users
     from vikl.bijectors._registry import bijector_for
 
-    return bijector_for(constraints.positive, parameter=True).forward(u)
+    return bijector_for(getattr(constraints, constraint_name), parameter=True).forward(u)
+
+
+def _positive(u):
+    return _parameter_map("positive", u)
+
+
+def _lower_cholesky(u):
+    return _parameter_map("lower_cholesky", u)
 
 
 def _multipliers(params):
@@ -185,11 +200,10 @@ def _multipliers(params):
         sd = _positive(params["scale" if "scale" in keys else "scale_diag"])
         return {**ones, "loc": jnp.broadcast_to(sd, params["loc"].shape)}
     if keys == {"loc", "scale_tril"} and params["scale_tril"].ndim == 2:
-        u = params["scale_tril"]
-        tril = jnp.tril(u, -1) + jnp.diag(_positive(jnp.diag(u)))
-        sd = jnp.sqrt(jnp.sum(tril**2, axis=1))
-        eye = jnp.eye(u.shape[0], dtype=u.dtype)
-        return {"loc": sd, "scale_tril": eye + (1.0 - eye) * sd[:, None]}
+        # The factor's coordinates (log row scales, ratios y_ij / y_ii) are free of the
+        # posterior's scale already: only the location's steps are scaled.
+        tril = _lower_cholesky(params["scale_tril"])
+        return {**ones, "loc": jnp.sqrt(jnp.sum(tril**2, axis=1))}
     if keys == {"loc", "cov_factor", "cov_diag"} and params["cov_factor"].ndim == 2:
         sd = jnp.sqrt(jnp.sum(params["cov_factor"] ** 2, axis=1) + _positive(params["cov_diag"]))
         return {**ones, "loc": sd, "cov_factor": jnp.broadcast_to(sd[:, None], params["cov_factor"].shape)}

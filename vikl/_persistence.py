@@ -5,7 +5,8 @@ One ``.npz`` archive written and read without pickle. Arrays are stored as
 pytree layout, objective, optimizer, diagnostics) is a JSON document in the
 entry ``__vikl_metadata__`` with ``{"format": "vikl.FitResult", "version": 1,
 ...}`` (version 2 adds a layout, version 3 the fields of a run until
-converged; each result is written in the lowest version that holds it, and
+converged, version 4 the row-scale times unit-lower map of ``lower_cholesky``
+parameters; each result is written in the lowest version that holds it, and
 older versions load with the new fields at their defaults). Loading refuses
 other formats and newer versions, and resolves
 classes only among modules that are already imported (it never imports or
@@ -31,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vikl import _constraints
 from vikl._base import Distribution, Module, is_concrete
 from vikl._diagnostics import ISDiagnostics
 from vikl._optimizers import OptLeaves, default_optimizer, describe_optimizer, preconditioned_adam
@@ -42,8 +44,12 @@ FORMAT = "vikl.FitResult"
 # 2: a result with a layout (a constrained fit); 3: a result of a run until converged, an
 # initializer or trust warnings (fields converged, converged_at, convergence, averaged_over,
 # init, warnings); others are still written as 1. Versions 1 and 2 still load (new fields at
-# their defaults).
-FORMAT_VERSION = 3
+# their defaults). 4: a result whose q has a ``lower_cholesky`` parameter (MultivariateNormal,
+# AffineTriL), trained since format 4 as diag(exp(diag u)) (I + tril(u, -1)) instead of
+# tril(u, -1) + diag(exp(diag u)). Such results of formats 1-3 load with their unconstrained
+# parameters converted to the new map (exactly the same q) and without an optimizer state
+# (Adam's moments were in the old coordinates): continuing them restarts the optimizer.
+FORMAT_VERSION = 4
 _CONVERGE_FIELDS = ("converged", "converged_at", "convergence", "averaged_over", "init", "warnings")
 _META = "__vikl_metadata__"
 
@@ -284,8 +290,59 @@ def save(result, path) -> None:
             "convergence": result.convergence, "averaged_over": int(result.averaged_over),
             "init": result.init, "warnings": list(result.warnings),
         })
+    if _has_lower_cholesky(result._unconstrained if constrained else result.distribution):
+        meta["version"] = 4
     arrays[_META] = np.array(json.dumps(meta))
     _write_atomically(path, lambda f: np.savez(f, **arrays))
+
+
+def _is_lower_cholesky(c) -> bool:
+    return isinstance(c, _constraints._LowerCholesky)
+
+
+def _has_lower_cholesky(dist) -> bool:
+    """Whether ``dist`` (or a child distribution or bijector) has a lower_cholesky parameter."""
+    if not isinstance(dist, Module):
+        return False
+    cls = type(dist)
+    for name in cls._child_fields:
+        value = getattr(dist, name, None)
+        c = cls._param_constraints.get(name)
+        if c is not None:
+            if _is_lower_cholesky(c) and value is not None:
+                return True
+        elif isinstance(value, Module) and _has_lower_cholesky(value):
+            return True
+        elif isinstance(value, (tuple, list)) and any(_has_lower_cholesky(v) for v in value):
+            return True
+    return False
+
+
+def _upgrade_cholesky(dist, params):
+    """Format <= 3 parameters of ``dist`` in format 4's ``lower_cholesky`` map (same q).
+
+    Old: ``y = tril(u, -1) + diag(exp(diag u))``; new: ``y = diag(exp(diag u)) (I + tril(u, -1))``,
+    so the diagonal is kept and the entries below it are divided by their row's scale.
+    """
+    if not isinstance(dist, Module) or not isinstance(params, dict):
+        return params
+    out = dict(params)
+    constraints = type(dist)._param_constraints
+    for name, u in params.items():
+        c = constraints.get(name)
+        current = getattr(dist, name, None)
+        if c is not None:
+            if _is_lower_cholesky(c):
+                u = jnp.asarray(u)
+                log_diag = jnp.diagonal(u, axis1=-2, axis2=-1)
+                eye = jnp.eye(u.shape[-1], dtype=u.dtype)
+                out[name] = (jnp.tril(u, -1) * jnp.exp(-log_diag)[..., :, None]
+                             + log_diag[..., None] * eye)
+        elif isinstance(current, Module):
+            out[name] = _upgrade_cholesky(current, u)
+        elif isinstance(current, (tuple, list)) and current and all(isinstance(v, Module) for v in current):
+            out[name] = type(u)(_upgrade_cholesky(t, p) for t, p in zip(current, u))
+    return out
 
 
 def load_fields(path, families=None) -> dict:
@@ -418,12 +475,16 @@ def _fields_from(arrays, families) -> dict:
                 raise _Malformed(f"the layout {type(layout).__name__} has no constrained_distribution")
             unconstrained = distribution
             distribution = push_forward(layout, distribution, batch_size is not None)
+    params = dec(_node(meta, "params", (dict, list, type(None))))
+    q = distribution if unconstrained is None else unconstrained
+    if meta["version"] < 4 and _has_lower_cholesky(q):
+        params, opt_state = _upgrade_cholesky(q, params), None
     return {
         **_converge_fields(meta),
         "layout": layout,
         "_unconstrained": unconstrained,
         "distribution": distribution,
-        "params": dec(_node(meta, "params", (dict, list, type(None)))),
+        "params": params,
         "losses": losses,
         "opt_state": opt_state,
         "key": dec(_node(meta, "key", dict)),

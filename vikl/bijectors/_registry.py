@@ -29,11 +29,12 @@ Two parameter maps (``parameter=True``) differ from the support's map. A
 historical operations (``jax.nn.softmax``; ``SoftmaxCentered`` computes
 ``exp(log_softmax)``, equal up to the last bit), so seeded fits stay
 bit-identical. Parameters of constraint ``lower_cholesky``
-(``MultivariateNormal.scale_tril``, ``AffineTriL.scale_tril``) keep vikl's
-matrix map: the
-unconstrained value is an ``(n, n)`` matrix whose strictly-lower part is used
-as is and whose diagonal goes through ``exp`` (the upper part is ignored), so
-optimizer states and saved fits keep their shapes. As a *support* (a target to
+(``MultivariateNormal.scale_tril``, ``AffineTriL.scale_tril``) use a matrix
+map: the unconstrained value is an ``(n, n)`` matrix ``u``, the factor is
+``diag(exp(diag u)) (I + tril(u, -1))`` (row scales times a unit-lower factor,
+NumPyro's ``scaled_unit_lower_cholesky``; the upper part of ``u`` is ignored),
+so optimizer states keep the matrix's shape and every coordinate is free of
+the posterior's scale (format 4 of saved fits; older files are converted on load). As a *support* (a target to
 be fitted in unconstrained space) ``lower_cholesky`` maps from the
 ``n (n + 1) / 2`` free coordinates, with no idle dimensions.
 
@@ -88,28 +89,49 @@ def _square(bij, x, what):
 
 
 class _LowerCholeskyMatrix(Bijector):
-    """The ``(n, n) -> (n, n)`` parameter map of ``lower_cholesky`` (vikl's historical one).
+    """The ``(n, n) -> (n, n)`` parameter map of ``lower_cholesky``: row scales times a
+    unit-lower-triangular factor (NumPyro's ``scaled_unit_lower_cholesky``).
 
-    ``y = tril(u, -1) + diag(exp(diag(u)))``: the strictly-upper part of ``u``
-    is ignored, so this is a bijection between lower-triangular matrices (its
-    inverse returns zeros above the diagonal); ``log|det J| = sum diag(u)``
-    over the ``n (n + 1) / 2`` lower-triangular coordinates.
+    ``y = diag(s) (I + tril(u, -1))`` with ``s = exp(diag(u))``, i.e.
+    ``y_ii = exp(u_ii)`` and ``y_ij = exp(u_ii) u_ij`` below the diagonal. The
+    strictly-upper part of ``u`` is ignored, so this is a bijection between
+    lower-triangular matrices (its inverse returns zeros above the diagonal).
+    Over the ``n (n + 1) / 2`` lower-triangular coordinates the Jacobian is block
+    triangular (row ``i``: ``i + 1`` entries, each scaled by ``exp(u_ii)``), so
+    ``log|det J| = sum_i (i + 1) u_ii`` (``i`` from 0).
+
+    Why not ``tril(u, -1) + diag(exp(diag(u)))`` (vikl's map up to format 3): an
+    optimizer such as Adam moves each coordinate by about its learning rate per step
+    whatever the posterior's scale, so raw below-diagonal entries crawl toward
+    correlations of a posterior with sds of 1e-3 (and overshoot those of sds of 1e3).
+    ``u_ij = y_ij / y_ii`` is free of the scale.
     """
 
     event_ndims_in = 2
     event_ndims_out = 2
 
+    @staticmethod
+    def _row_weights(n, dtype):
+        return jnp.arange(1, n + 1, dtype=dtype)
+
     def forward_and_log_det(self, x):
         u = _square(self, x, "x")
+        n = u.shape[-1]
         log_diag = jnp.diagonal(u, axis1=-2, axis2=-1)
-        eye = jnp.eye(u.shape[-1], dtype=u.dtype)
-        return jnp.tril(u, k=-1) + jnp.exp(log_diag)[..., None] * eye, jnp.sum(log_diag, -1)
+        eye = jnp.eye(n, dtype=u.dtype)
+        unit = jnp.tril(u, k=-1) + eye
+        log_det = jnp.sum(self._row_weights(n, u.dtype) * log_diag, -1)
+        return jnp.exp(log_diag)[..., :, None] * unit, log_det
 
     def inverse_and_log_det(self, y):
         y = _square(self, y, "y")
-        log_diag = jnp.log(jnp.diagonal(y, axis1=-2, axis2=-1))
-        eye = jnp.eye(y.shape[-1], dtype=y.dtype)
-        return jnp.tril(y, k=-1) + log_diag[..., None] * eye, -jnp.sum(log_diag, -1)
+        n = y.shape[-1]
+        diag = jnp.diagonal(y, axis1=-2, axis2=-1)
+        log_diag = jnp.log(diag)
+        eye = jnp.eye(n, dtype=y.dtype)
+        unit = jnp.tril(y, k=-1) / diag[..., :, None]
+        log_det = -jnp.sum(self._row_weights(n, y.dtype) * log_diag, -1)
+        return unit + log_diag[..., None] * eye, log_det
 
 
 class _SimplexParameterMap(Bijector):

@@ -782,10 +782,11 @@ def main(argv=None):
         f"{1e6 / numpyro_rate['mean-field']:.0f} µs). On CPU NumPyro's plate draws its subsample without "
         f"replacement by a {batch}-step Fisher-Yates scan over arange(N).",
         "",
-        "Full-rank q: the fitted Cholesky factor L against the reference's (the sd error above comes from L's "
-        "below-diagonal entries, which Adam moves by about the learning rate per step whatever their gradient; "
-        "vikl's MultivariateNormal trains them as raw entries, NumPyro's AutoMultivariateNormal as a unit "
-        "lower-triangular factor times the row scales):",
+        "Full-rank q: the fitted Cholesky factor L against the reference's. Adam moves each unconstrained "
+        "coordinate by about the learning rate per step whatever its gradient, so the factor's "
+        "parameterization decides how far L can move: both vikl's MultivariateNormal (since format 4) and "
+        "NumPyro's AutoMultivariateNormal train L as row scales times a unit lower-triangular factor "
+        "(vikl: exp, NumPyro: softplus for the scales):",
         "",
         markdown_table(chol_header, chol_rows),
         "",

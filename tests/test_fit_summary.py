@@ -83,10 +83,12 @@ def test_new_fields_round_trip_and_old_files_still_load(tmp_path, converged, fix
         entries = {k: z[k] for k in z.files}
     meta = json.loads(str(entries[META]))
     assert meta["version"] == 4 and meta["converged"] is True  # 4: its q is full rank
-    # a fixed-step result is still written in format 1 and loads with the defaults
+    # a fixed-step result is written without the converge fields (format 4 only for its
+    # full-rank factor; tests/test_constrained_fit.py checks format 1) and loads with the defaults
     fixed.save(tmp_path / "f.npz")
     with np.load(tmp_path / "f.npz") as z:
-        assert json.loads(str(z[META]))["version"] == 1
+        fixed_meta = json.loads(str(z[META]))
+        assert fixed_meta["version"] == 4 and "converged" not in fixed_meta
     old = FitResult.load(tmp_path / "f.npz")
     assert (old.converged, old.converged_at, old.convergence, old.averaged_over, old.init,
             old.warnings) == (None, None, None, 1, None, ())

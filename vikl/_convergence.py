@@ -32,9 +32,23 @@ distribution:
 Trend test: a least-squares line through 20 batch means of the last ``2 h``
 losses (``h = m * window`` steps, two blocks) predicts the decrease over ``h``
 steps, with a standard error from the line's residuals; the loss shows no
-significant decrease when ``decrease <= t_crit * se + 1e-4`` nats. The MCSE of
-the mean loss of the last ``h`` steps is a batch-means standard error (10
-batches).
+significant decrease when ``decrease <= t_crit * se + 1e-4`` nats. Successive
+batch means of an optimizer's loss are correlated (the iterates wander
+slowly), which the residuals' spread alone understates: the standard error is
+inflated by ``sqrt((1 + ρ) / (1 - ρ))`` (the variance of a mean or a slope of
+an AR(1) series with lag-1 autocorrelation ``ρ``), ``ρ`` the residuals' lag-1
+autocorrelation, corrected for its small-sample bias (``+ (2 + 4 ρ) / n``
+for ``n`` residuals of a fitted line) and clipped to ``[0, 0.95]``. Measured
+on stationary AR(1) noise (h = 100, 2000 runs): ``decrease > 2 se`` in 6.2%
+of runs at lag-1 0.95 per step (20% without the factor; 2.3% is nominal),
+2.2% on independent noise (3.4%). On AR(1) noise (lag-1 0.95, sd 0.2 nats)
+around a loss falling 0.1 nats per 100 steps for 20,000 steps, the loss rule
+stopped in 16 of 100 runs, 44 without the factor (no estimate from 200 steps
+sees correlations over 100 steps: the bound stays optimistic there); on
+independent noise (sd 1) it stops a little later (median window 12 against
+10, 40 runs). The MCSE of the
+mean loss of the last ``h`` steps is a batch-means standard error (10
+batches), inflated the same way (bias ``+ (1 + 4 ρ) / n`` about a mean).
 
 The returned ``q`` is the average of the last two blocks of the last check
 (``2 h`` steps), also for a run that never converged (tail averaging over a
@@ -48,6 +62,8 @@ References:
   accurate black-box variational inference. arXiv:2203.15945.
   Dhaka, Catalina, Andersen, Magnusson, Huggins, Vehtari (2020). Robust,
   accurate stochastic optimization for variational inference. NeurIPS.
+  Marriott, Pope (1954). Bias in the estimation of autocorrelations.
+  Biometrika 41(3/4), 390-402.
 """
 
 from __future__ import annotations
@@ -144,12 +160,36 @@ def is_checkpoint(k) -> bool:
     return k >= 3 and k % block_size(k) == 0
 
 
+def _ar1_inflation(resid, fitted) -> float:
+    """``sqrt((1 + ρ) / (1 - ρ))`` for the lag-1 autocorrelation ``ρ`` of residuals ``resid``.
+
+    ``ρ``: the sample lag-1 autocorrelation ``r`` of ``n`` residuals after fitting
+    ``fitted`` coefficients (1: a mean, 2: a line), plus ``(fitted + 4 r) / n``
+    (its approximate bias, Marriott and Pope 1954 for a mean; for a line the
+    constant term measured: mean ``r`` -0.099 for 20 independent residuals),
+    clipped to ``[0, 0.95]``: the standard error of a mean or slope of the
+    series is this factor times the one that treats the residuals as independent.
+    """
+    resid = np.asarray(resid, np.float64)
+    ss = float(np.sum(resid**2))
+    if resid.size < 3 or not ss > 0:
+        return 1.0
+    r = float(np.sum(resid[1:] * resid[:-1])) / ss
+    rho = min(max(r + (fitted + 4 * r) / resid.size, 0.0), 0.95)
+    return math.sqrt((1 + rho) / (1 - rho))
+
+
 def batch_means(x, num_batches=_NUM_BATCHES):
-    """``(mean, se)`` of ``x``: its mean and the batch-means standard error of it."""
+    """``(mean, se)`` of ``x``: its mean and the batch-means standard error of it.
+
+    The standard error is inflated for the lag-1 autocorrelation of the batch
+    means (:func:`_ar1_inflation`).
+    """
     x = np.asarray(x, np.float64)
     b = max(2, min(num_batches, x.size // 2))
     means = x[: x.size // b * b].reshape(b, -1).mean(axis=1)
-    return float(np.mean(x)), float(np.std(means, ddof=1) / math.sqrt(b))
+    se = float(np.std(means, ddof=1) / math.sqrt(b)) * _ar1_inflation(means - means.mean(), 1)
+    return float(np.mean(x)), se
 
 
 def trend(losses, h):
@@ -157,8 +197,10 @@ def trend(losses, h):
 
     ``decrease``: the drop of the loss over ``h`` steps predicted by a least-squares
     line through ``2 * num_batches`` batch means of the last ``2 h`` losses (a
-    standard error from its residuals, which a trend does not inflate);
-    ``se_recent``: the batch-means standard error of the mean of the last ``h``.
+    standard error from its residuals, which a trend does not inflate, times
+    :func:`_ar1_inflation` of them: successive batch means of an optimizer's
+    loss are correlated); ``se_recent``: the batch-means standard error of the
+    mean of the last ``h``.
     """
     x = np.asarray(losses[len(losses) - 2 * h:], np.float64)
     b = 2 * _NUM_BATCHES if x.size >= 4 * _NUM_BATCHES else max(3, x.size // 2)
@@ -167,6 +209,7 @@ def trend(losses, h):
     slope = float(np.sum(t * means) / np.sum(t * t))
     resid = means - means.mean() - slope * t
     se_slope = math.sqrt(float(np.sum(resid**2)) / (b - 2) / float(np.sum(t * t)))
+    se_slope *= _ar1_inflation(resid, 2)
     per_h = b / 2  # batches per h steps
     _, se_recent = batch_means(x[x.size // 2:])
     return -slope * per_h, se_slope * per_h, se_recent
@@ -181,12 +224,24 @@ def _skl(q_static, q_dyn, params_a, params_b):
 
 
 def has_self_kl(q) -> bool:
-    """Whether ``kl_divergence(q, q)`` has a closed form (traced, nothing computed)."""
+    """Whether ``kl_divergence(q, q)`` has a closed form (traced, nothing computed).
+
+    Only ``NotImplementedError``, :func:`vikl.kl_divergence`'s answer for a pair
+    with no closed form (no registered pair, or two ``Transformed`` whose
+    bijectors with traced parameters cannot be compared), means "no"; any other
+    error is a bug in a registered KL and propagates.
+    """
     try:
         jax.eval_shape(kl_divergence, q, q)
-    except Exception:  # NotImplementedError, or a pair that needs equal static parts
+    except NotImplementedError:
         return False
     return True
+
+
+def _no_kl_note(family) -> str:
+    """The end of the loss rule's text where the skl rule could not be used for ``family``."""
+    return (f"; the loss rule, as q's family ({family}) has no closed-form KL between its "
+            "members (the skl rule needs one)")
 
 
 class _Level:
@@ -221,8 +276,12 @@ class Monitor:
         self.dtypes = jax.tree_util.tree_map(jnp.result_type, params)
         self.levels = [_Level(i) for i in range(block_size(max(2, max_windows)).bit_length())]
         self.windows = 0
-        self.last = "no check yet (the first is after two windows)"
+        self.last = "no check yet (the first is after three windows)"
         self.block = 1
+        # Why the loss rule runs where the skl rule was asked for or "auto" could not pick it.
+        self.note = ""
+        if rule == "loss" and conv.rule == "auto" and q_static is not None:
+            self.note = _no_kl_note(type(q_static.rebuild(q_dyn)).__name__)
 
     def push(self, window_sum):
         """Adds the parameter sum of the next window (a pytree of arrays)."""
@@ -257,8 +316,9 @@ class Monitor:
             a, b, last = (self._mean(x, h) for x in self.levels[m.bit_length() - 1].blocks)
             try:
                 skl = [float(_skl(self.q_static, self.q_dyn, x, last)) for x in (b, a)]
-            except Exception:  # e.g. two Transformed whose learnt bijectors differ: no closed form
+            except NotImplementedError:  # rule="skl" asked for a family with no closed-form KL
                 self.rule = "loss"
+                self.note = _no_kl_note(type(self.q_static.rebuild(self.q_dyn)).__name__)
                 return self.check(losses)
             ok = max(skl) < c.skl_tol
             self.last = (f"symmetrized KL from the parameter averages of the two {h}-step blocks "
@@ -268,7 +328,7 @@ class Monitor:
         bound = dec + c.t_crit * se_dec
         ok = bound < c.loss_tol
         self.last = (f"{t}; its upper bound {bound:.3g} {'<' if ok else '>='} {c.loss_tol:g} "
-                     f"nats (MCSE of the mean loss of the last {h} steps {se_recent:.2g})")
+                     f"nats (MCSE of the mean loss of the last {h} steps {se_recent:.2g}){self.note}")
         return ok and trend_ok
 
 

@@ -574,10 +574,11 @@ def _drive_converge(run: _Run, max_steps, conv, progress, chunk_size, num_diag):
     """Runs whole windows until ``conv``'s rule holds at a checkpoint or ``max_steps`` are done.
 
     Returns ``(done, converged)`` with ``done.params`` the Polyak average of the
-    last two windows. Chunks hold whole windows; when the rule holds inside a
-    chunk, the chunk is rerun from its start up to that checkpoint (the same
-    program and inputs give the same steps), so the result does not depend on
-    where chunks end.
+    last two blocks of the last check (:meth:`vikl._convergence.Monitor.average`:
+    at least two windows; the first check is after three). Chunks hold whole
+    windows; when the rule holds inside a chunk, the chunk is rerun from its
+    start up to that checkpoint (the same program and inputs give the same
+    steps), so the result does not depend on where chunks end.
     """
     w = conv.window
     limit = max_steps // w * w

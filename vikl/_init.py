@@ -556,7 +556,6 @@ def _pathfinder_paths(spec, leaves, starts, keys, max_iters, gtol, ftol, memory_
 
 
 # ----------------------------------------------------------------------------- fit's initializer
-_INITS = ("auto", "laplace", "pathfinder")
 #: Draws of the ELBO estimate that picks between Laplace and Pathfinder under ``init="auto"``.
 AUTO_ELBO_DRAWS = 64
 
@@ -623,8 +622,8 @@ def for_fit(q0, target, *, init, optimizer, key, converge):
       ``MultivariateNormalDiag``, ``MultivariateNormal``,
       ``LowRankMultivariateNormal`` with no batch shape) and a target with a
       log density start from Laplace, or from Pathfinder where its ELBO
-      estimate is higher by more than 2 standard errors (on
-      :data:`AUTO_ELBO_DRAWS` common draws): the two
+      estimate is higher by more than 2 standard errors of the paired
+      difference (on :data:`AUTO_ELBO_DRAWS` common draws, see :func:`_pick`): the two
       fail in different places (Laplace: a wrong mode of a multimodal
       posterior; Pathfinder: noisy ELBO selection); anything else
       (another family, a batch shape, a target known by samples only) starts
@@ -632,7 +631,11 @@ def for_fit(q0, target, *, init, optimizer, key, converge):
       (:class:`InitializationWarning`) and the fit starts from ``q0``.
     * ``"laplace"`` / ``"pathfinder"``: that initializer; a ``q0`` or target it
       cannot serve raises :class:`InitializationError`.
-    * ``None`` / ``"none"``: ``q0`` unchanged.
+    * ``None``: ``q0`` unchanged.
+
+    ``init`` is checked (and ``"none"`` mapped to ``None``) by
+    :func:`vikl._fit._resolve_init` before any compiled work, which also skips
+    this function for ``init="auto"`` with ``num_steps`` given.
 
     The optimizer: the user's, resolved as ``fit`` does; ``None`` in converge
     mode gives :func:`preconditioned_adam`, else ``optax.adam(1e-2)``.
@@ -643,12 +646,7 @@ def for_fit(q0, target, *, init, optimizer, key, converge):
     if optimizer is None and converge:
         optimizer = preconditioned_adam()
     optimizer = resolve_optimizer(optimizer)
-    if init is None or init == "none":
-        return q0, optimizer
-    if not isinstance(init, str) or init not in _INITS:
-        raise InitializationError(
-            f"fit: init must be 'auto', 'laplace', 'pathfinder', 'none' or None; got {init!r}")
-    if init == "auto" and not converge:
+    if init is None:
         return q0, optimizer
     explicit = init != "auto"
     method = "laplace+pathfinder" if init == "auto" else init
@@ -689,7 +687,9 @@ def _initialize(q0, target, method, key):
     logp = _log_density(target, shape, "fit")
     _check_start(logp, x0, f"fit(init={method!r})")
     where = f"fit(init={method!r})"
-    key_pf, key_elbo = jax.random.split(key)
+    # Never the parent key beside its children: with the default (partitionable) threefry,
+    # the first two equal jax.random.split(key)'s, so Pathfinder's draws are unchanged.
+    key_pf, key_elbo, key_lap = jax.random.split(key, 3)
     found, names = [], []
     for name in ("laplace", "pathfinder"):
         if name not in method:
@@ -698,7 +698,7 @@ def _initialize(q0, target, method, key):
             if name == "laplace":
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore" if "+" in method else "default", InitializationWarning)
-                    mu, chol, _ = _laplace(logp, x0, key, where, 1000, None, None, "auto")
+                    mu, chol, _ = _laplace(logp, x0, key_lap, where, 1000, None, None, "auto")
             else:
                 mu, chol, _ = _pathfinder(logp, x0, key_pf, 4, 16, 1000, 2.0, 6, None, None, where)
             found.append((mu, chol))
@@ -715,7 +715,14 @@ def _initialize(q0, target, method, key):
 
 def _pick(logp, found, key):
     """``init="auto"``: index of Pathfinder's Gaussian (1) only where its ELBO estimate beats
-    Laplace's (0) by more than 2 standard errors of the difference (on common draws), else 0.
+    Laplace's (0) by more than 2 standard errors of the difference, else 0.
+
+    Both log weights ``w(x) = log p(x) - log q(x)`` are evaluated on common draws: the same
+    standard-normal ``eps_i`` from ``key``, mapped by each Gaussian (``x = mu + chol eps_i``).
+    The two ELBO estimates are then correlated, so the difference is estimated by the mean of
+    the paired differences ``d_i = w_pf(eps_i) - w_lap(eps_i)`` and its standard error is
+    ``sd(d) / sqrt(N)`` (``N`` = :data:`AUTO_ELBO_DRAWS`), not the independent-samples
+    ``sqrt((var(w_pf) + var(w_lap)) / N)``, which overstates it where the two Gaussians are close.
     Laplace is exact for a Gaussian target, where Pathfinder's estimate can win by noise alone.
     ``logp``: a :class:`_LogDensity`, or a log density ``u (d,) -> scalar`` (benchmarks pass one)."""
     if not isinstance(logp, _LogDensity):
@@ -726,8 +733,9 @@ def _pick(logp, found, key):
         return 0
     if not np.all(np.isfinite(w_lap)):
         return 1
-    se = np.sqrt((np.var(w_lap) + np.var(w_pf)) / AUTO_ELBO_DRAWS)
-    return int(np.mean(w_pf) - np.mean(w_lap) > 2.0 * se)
+    diff = w_pf - w_lap
+    se = np.std(diff, ddof=1) / np.sqrt(diff.size)
+    return int(np.mean(diff) > 2.0 * se)
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -256,7 +256,11 @@ def k1_table(name, n, rows, ref):
 
 
 # --------------------------------------------------------------------------- K2
-def k2(num):
+def k2_problem():
+    """Problem K2 (BENCH_PROBLEMS.md): two 10-d full-covariance Gaussians, seeded.
+
+    Returns ``(p, q, exact KL in float64, [mp, Lp, mq, Lq] as float32 arrays)``.
+    """
     rng = np.random.default_rng(3)
     d = 10
     mp, mq = rng.standard_normal(d), 0.5 * rng.standard_normal(d)
@@ -270,10 +274,17 @@ def k2(num):
         np.trace(cqi @ cp) + (mq - mp) @ cqi @ (mq - mp) - d + np.linalg.slogdet(cq)[1] - np.linalg.slogdet(cp)[1]
     )
     f32 = [jnp.asarray(v.astype(np.float32)) for v in (mp, lp, mq, lq)]
-    key = jax.random.PRNGKey(0)
-    rows = {}
     p = vikl.MultivariateNormal(f32[0], scale_tril=f32[1])
     q = vikl.MultivariateNormal(f32[2], scale_tril=f32[3])
+    return p, q, float(exact), f32
+
+
+def k2(num):
+    p, q, exact, f32 = k2_problem()
+    d = f32[0].shape[0]
+    mp, lp, mq, lq = (np.asarray(v) for v in f32)  # torch's inputs: the same float32 values
+    key = jax.random.PRNGKey(0)
+    rows = {}
 
     def vk(k):
         e = vikl.estimate_kl(p, q, k, num_samples=num)

@@ -33,6 +33,7 @@ import optax
 
 import vikl
 from benchmarks._common import fmt, machine_line, markdown_table
+from benchmarks.kl_throughput import k2_problem
 from vikl import objectives as O
 
 POSTERIORS = ("kidiq-kidscore_momiq", "arma-arma11", "mesquite-logmesquite_logvas")
@@ -40,26 +41,8 @@ STEPS = (0, 1000, 10000)
 
 
 # --------------------------------------------------------------------------- (a) K2
-def k2_problem():
-    rng = np.random.default_rng(3)
-    d = 10
-    mp, mq = rng.standard_normal(d), 0.5 * rng.standard_normal(d)
-    a = rng.standard_normal((d, d))
-    lp = np.linalg.cholesky(a @ a.T / 10 + 0.5 * np.eye(d))
-    a = rng.standard_normal((d, d))
-    lq = np.linalg.cholesky(a @ a.T / 10 + 0.5 * np.eye(d))
-    cp, cq = lp @ lp.T, lq @ lq.T
-    cqi = np.linalg.inv(cq)
-    exact = 0.5 * (np.trace(cqi @ cp) + (mq - mp) @ cqi @ (mq - mp) - d
-                   + np.linalg.slogdet(cq)[1] - np.linalg.slogdet(cp)[1])
-    f32 = [jnp.asarray(v, jnp.float32) for v in (mp, lp, mq, lq)]
-    p = vikl.MultivariateNormal(f32[0], scale_tril=f32[1])
-    q = vikl.MultivariateNormal(f32[2], scale_tril=f32[3])
-    return p, q, float(exact)
-
-
 def table_k2(num_keys, sizes):
-    p, q, exact = k2_problem()
+    p, q, exact, _ = k2_problem()
     keys = jax.random.split(jax.random.PRNGKey(0), num_keys)
     rows, rmse = [], {}
     for n in sizes:

@@ -337,3 +337,29 @@ def test_diverged_error_in_converge_mode_is_restartable():
     assert float(back.last_finite_distribution.loc[0]) == float(q.loc[0])
     res = vikl.fit(q, TARGET, optimizer=OPT, num_steps=300, key=jax.random.PRNGKey(6), progress=False)
     assert np.all(np.isfinite(res.losses)) and res.losses[-1] < res.losses[0]
+
+
+def test_converge_mode_runs_no_step_past_its_stopping_checkpoint(monkeypatch):
+    # Chunks end at the next checkpoint at the latest: the steps the compiled chunks run add up
+    # to num_steps, however long a chunk may be (before, a 5000-step chunk ran to its end and
+    # was rerun up to the checkpoint: 9x the gradient evaluations of a 400-step fit).
+    from vikl import _fit
+
+    ran = []
+    real = _fit._run_windows
+
+    def counting(spec, cap, w, params, opt_state, q_dyn, target_dyn, key, start, m):
+        ran.append(int(m))
+        return real(spec, cap, w, params, opt_state, q_dyn, target_dyn, key, start, m)
+
+    monkeypatch.setattr(_fit, "_run_windows", counting)
+    target = vikl.MultivariateNormalDiag(jnp.array([0.0, 1.0, 2.0]), jnp.array([1.0, 2.0, 0.5]))
+    res = vikl.fit(vikl.families.full_rank(3), target, init=None, key=jax.random.key(0),
+                   progress=False, num_diagnostic_samples=0, chunk_size=5000)
+    assert res.converged and sum(ran) == res.num_steps == res.converged_at
+    assert all(m % 100 == 0 for m in ran)
+    again = vikl.fit(vikl.families.full_rank(3), target, init=None, key=jax.random.key(0),
+                     progress=False, num_diagnostic_samples=0, chunk_size=100)
+    np.testing.assert_array_equal(again.losses, res.losses)
+    for a, b in zip(jax.tree_util.tree_leaves(again.params), jax.tree_util.tree_leaves(res.params)):
+        np.testing.assert_array_equal(a, b)

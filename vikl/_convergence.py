@@ -160,6 +160,14 @@ def is_checkpoint(k) -> bool:
     return k >= 3 and k % block_size(k) == 0
 
 
+def next_checkpoint(k) -> int:
+    """The first window after window ``k`` at which the rule is checked (:func:`is_checkpoint`)."""
+    k += 1
+    while not is_checkpoint(k):
+        k += 1
+    return k
+
+
 def _ar1_inflation(resid, fitted) -> float:
     """``sqrt((1 + ρ) / (1 - ρ))`` for the lag-1 autocorrelation ``ρ`` of residuals ``resid``.
 

@@ -576,9 +576,9 @@ def _drive_converge(run: _Run, max_steps, conv, progress, chunk_size, num_diag):
     Returns ``(done, converged)`` with ``done.params`` the Polyak average of the
     last two blocks of the last check (:meth:`vikl._convergence.Monitor.average`:
     at least two windows; the first check is after three). Chunks hold whole
-    windows; when the rule holds inside a chunk, the chunk is rerun from its
-    start up to that checkpoint (the same program and inputs give the same
-    steps), so the result does not depend on where chunks end.
+    windows and end at the next checkpoint at the latest (the rule is checked only
+    there), so no step past the stopping checkpoint is ever run and the result does
+    not depend on where chunks end.
     """
     w = conv.window
     limit = max_steps // w * w
@@ -599,7 +599,10 @@ def _drive_converge(run: _Run, max_steps, conv, progress, chunk_size, num_diag):
     try:
         while done.num_steps < limit:
             start = run.step0 + done.num_steps
-            m = max(w, chunker.take(limit - done.num_steps) // w * w)
+            windows_done = done.num_steps // w
+            to_check = _convergence.next_checkpoint(windows_done) - windows_done
+            m = min(max(w, chunker.take(limit - done.num_steps) // w * w), to_check * w,
+                    limit - done.num_steps)
             tc = time.perf_counter()
             params, opt_state, lbuf, abuf, cbuf, sums = _run_windows(
                 run.spec, cap, w, done.params, done.opt_state, run.q_dyn, run.target_dyn, run.key,
@@ -614,15 +617,8 @@ def _drive_converge(run: _Run, max_steps, conv, progress, chunk_size, num_diag):
             sums = jax.tree_util.tree_map(np.asarray, sums)
             for j in range(m // w):
                 monitor.push(jax.tree_util.tree_map(lambda x: x[j], sums))  # noqa: B023
-                if monitor.check(losses[: done.num_steps + (j + 1) * w]):
-                    stop = j + 1
-                    break
-            if stop is not None and stop * w < m:  # rerun the chunk up to the checkpoint
-                m = stop * w
-                params, opt_state, lbuf, abuf, _, _ = _run_windows(
-                    run.spec, cap, w, done.params, done.opt_state, run.q_dyn, run.target_dyn,
-                    run.key, np.int32(start), np.int32(m))
-                chunk = chunk[:m]
+            if monitor.check(losses):  # the chunk ends at a checkpoint (or at the limit)
+                stop = m // w
             aux = {k: np.asarray(a)[:m] for k, a in abuf.items()}
             done = _Done(done.losses + [chunk], done.aux + [aux], params, opt_state)
             chunker.update(m, time.perf_counter() - tc)

@@ -536,6 +536,54 @@ def _row(name, d, dtype, method, rec, best):
             fmt(f["mean_err"]), sd, fmt(f["khat"]), conv, rec["note"]]  # fmt: skip
 
 
+PEERS = {"mf": ("NumPyro AutoNormal", "BlackJAX MFVI"),
+         "fr": ("NumPyro AutoMVN", "BlackJAX FRVI", "BlackJAX Pathfinder")}
+
+
+def summary(records, bests):
+    """Per dtype and family: how vikl's default compares with the peers that reach the best ELBO.
+
+    ``records``: ``(name, d, dtype, method, rec, ref)`` tuples; ``bests``: the same order's best
+    ELBOs. For each posterior, ``ratio = (fewest gradients of a peer that reaches) / (vikl
+    default's gradients)``: ``inf`` where vikl reaches and no peer does, ``0`` where vikl does
+    not reach. Returns markdown lines.
+    """
+    got = {}
+    for (name, _, dtype, method, rec, _), best in zip(records, bests):
+        if "checkpoints" in rec:
+            got[name, dtype, method] = time_to_accuracy(rec["checkpoints"], best)
+        else:
+            got[name, dtype, method] = (None, None)
+    header = ["dtype", "family", "vikl default reaches", "posteriors where a peer reaches",
+              "peer grads / vikl grads (per posterior)", "median", "peer s / vikl s (per posterior)", "median"]
+    rows = []
+    for dtype in sorted({k[1] for k in got}, reverse=True):
+        for fam, label in (("mf", "MF"), ("fr", "FR")):
+            mine = f"vikl default {label}"
+            names = [n for (n, dt, m) in got if dt == dtype and m == mine]
+            if not names:
+                continue
+            ratios = {"g": [], "s": []}
+            peer_reach = 0
+            for n in names:
+                vg, vs = got[n, dtype, mine]
+                peers = [got[n, dtype, m] for m in PEERS[fam] if (n, dtype, m) in got]
+                reached = [p for p in peers if p[0] is not None]
+                peer_reach += bool(reached)
+                for i, k in enumerate("gs"):
+                    v = (vg, vs)[i]
+                    best_peer = min([p[i] for p in reached], default=math.inf)
+                    ratios[k].append(0.0 if v is None else (math.inf if not reached else best_peer / v))
+            reach = sum(got[n, dtype, mine][0] is not None for n in names)
+            rows.append([dtype, label, f"{reach} of {len(names)}", f"{peer_reach} of {len(names)}",
+                         ", ".join(fmt(r) for r in ratios["g"]), fmt(float(np.median(ratios["g"]))),
+                         ", ".join(fmt(r) for r in ratios["s"]), fmt(float(np.median(ratios["s"])))])
+    return [markdown_table(header, rows), "",
+            "Per posterior in table order. inf: vikl's default reaches within 0.1 nat of the family's best "
+            "ELBO and no peer of that family (MF: NumPyro AutoNormal, BlackJAX MFVI; FR: NumPyro AutoMVN, "
+            "BlackJAX FRVI, BlackJAX Pathfinder) does; 0: vikl's default does not reach it."]
+
+
 HEADER = ["posterior", "d", "dtype", "method", "grads to 0.1 nat", "s to 0.1 nat", "final ELBO - best",
           "max abs mean err / sd_ref", "sd ratio", "k-hat", "converged", "notes"]  # fmt: skip
 
@@ -622,15 +670,18 @@ def main(argv=None):
             if name in posts:  # compiled programs pile up over a long run (LLVM ran out of memory once)
                 del posts[name], evs[name]
                 jax.clear_caches()
-    rows = []
+    rows, bests = [], []
     for name, d, dtype, method, rec, ref in records:
         fam = FAMILY[method]
         seen = [c["elbo"] for n2, _, _, m2, r2, _ in records if n2 == name and FAMILY[m2] == fam
                 for c in r2.get("checkpoints", []) if c["elbo"] is not None and np.isfinite(c["elbo"])]  # fmt: skip
         best = max([ref[fam]["best"]] + seen)
+        bests.append(best)
         rows.append(_row(name, d, dtype, method, rec, best))
     table = markdown_table(HEADER, rows)
     print(table)
+    summary_lines = summary(records, bests)
+    print("\n".join(summary_lines))
     print(f"total {time.perf_counter() - t_start:.1f} s", flush=True)
     if args.out:
         cmd = "python -m benchmarks.posteriors " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -648,7 +699,8 @@ def main(argv=None):
             "How each number is obtained: see the docstring of benchmarks/posteriors.py (python -m "
             "benchmarks.posteriors --help). 'best' = the family's best 10k-draw ELBO over the reference run "
             "and every checkpoint in this table; seconds exclude compilation.", "",
-            table, "", "Missing (not run): " + (", ".join(missing) or "none"), "",
+            table, "", "## vikl's default against the peers", "", *summary_lines, "",
+            "Missing (not run): " + (", ".join(missing) or "none"), "",
             "Reference best ELBO per posterior and family:", "", refs, "",
         ])  # fmt: skip
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -594,7 +594,7 @@ def _drive_converge(run: _Run, max_steps, conv, progress, chunk_size, num_diag):
     monitor = _convergence.Monitor(conv, run.spec.q_static, run.q_dyn, rule, run.params, limit // w)
     bar = _progress_bar(limit) if progress else None
     done = _Done([], [], run.params, run.opt_state)
-    state = None  # (windows done, converged?) of the last checkpoint
+    converged = False
     t0 = time.perf_counter()
     try:
         while done.num_steps < limit:
@@ -613,20 +613,17 @@ def _drive_converge(run: _Run, max_steps, conv, progress, chunk_size, num_diag):
                 _raise_diverged(history, chunk, codes, start, False,
                                 functools.partial(_replay, run, cap, done, start))
             losses = np.concatenate(done.losses + [chunk])
-            stop = None
             sums = jax.tree_util.tree_map(np.asarray, sums)
             for j in range(m // w):
                 monitor.push(jax.tree_util.tree_map(lambda x: x[j], sums))  # noqa: B023
-            if monitor.check(losses):  # the chunk ends at a checkpoint (or at the limit)
-                stop = m // w
+            converged = monitor.check(losses)  # the chunk ends at a checkpoint (or at the limit)
             aux = {k: np.asarray(a)[:m] for k, a in abuf.items()}
             done = _Done(done.losses + [chunk], done.aux + [aux], params, opt_state)
             chunker.update(m, time.perf_counter() - tc)
             if bar is not None:
                 bar.update(m)
                 bar.set_postfix_str(f"loss={float(chunk[-1]):.5g}", refresh=False)
-            if stop is not None:
-                state = True
+            if converged:
                 break
         if chunker.rate and done.num_steps > w:
             if len(_RATES) > 256:
@@ -639,7 +636,6 @@ def _drive_converge(run: _Run, max_steps, conv, progress, chunk_size, num_diag):
     finally:
         if bar is not None:
             bar.close()
-    converged = bool(state)
     # The two blocks of the last check (tail averaging; for a run that never converged, the
     # average over a quarter to half of the run is far less noisy than the last windows').
     params, steps = monitor.average()

@@ -155,9 +155,10 @@ def preconditioned_adam(learning_rate: float = 1e-2):
     at ``init`` the parameters of a Gaussian family (``Normal``,
     ``MultivariateNormalDiag``, ``MultivariateNormal``,
     ``LowRankMultivariateNormal``) give each coordinate's standard deviation
-    ``sd_i``; a location's steps (and a low-rank factor's row ``i``) are multiplied by
-    ``sd_i`` (they are in the units of ``x_i``); log-scales and the unit-lower
-    ratios of a full-rank factor are unitless and kept. So ``learning_rate`` is in units of the initial posterior sd on every
+    ``sd_i``; a location's steps (and a low-rank factor's row ``i``) are
+    multiplied by ``sd_i`` (they are in the units of ``x_i``); log-scales and
+    the unit-lower ratios of a full-rank factor are unitless and kept. So
+    ``learning_rate`` is in units of the initial posterior sd on every
     coordinate, whatever the scales of the posterior (they differ by 10^4 in
     unscaled regressions). The scales live in the optimizer state, so one
     object (created once per learning rate) serves every fit without

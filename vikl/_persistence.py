@@ -36,7 +36,9 @@ from vikl import _constraints
 from vikl._base import Distribution, Module, is_concrete
 from vikl._diagnostics import ISDiagnostics
 from vikl._optimizers import OptLeaves, default_optimizer, describe_optimizer, preconditioned_adam
+from vikl._params import _is_module_seq
 from vikl._unconstrained import push_forward
+from vikl.bijectors._registry import bijector_for
 
 __all__ = ["save", "load_fields"]
 
@@ -313,7 +315,7 @@ def _has_lower_cholesky(dist) -> bool:
                 return True
         elif isinstance(value, Module) and _has_lower_cholesky(value):
             return True
-        elif isinstance(value, (tuple, list)) and any(_has_lower_cholesky(v) for v in value):
+        elif _is_module_seq(value) and any(_has_lower_cholesky(v) for v in value):
             return True
     return False
 
@@ -321,8 +323,8 @@ def _has_lower_cholesky(dist) -> bool:
 def _upgrade_cholesky(dist, params):
     """Format <= 3 parameters of ``dist`` in format 4's ``lower_cholesky`` map (same q).
 
-    Old: ``y = tril(u, -1) + diag(exp(diag u))``; new: ``y = diag(exp(diag u)) (I + tril(u, -1))``,
-    so the diagonal is kept and the entries below it are divided by their row's scale.
+    Formats <= 3 stored ``u`` with ``L = tril(u, -1) + diag(exp(diag u))``; that ``L`` goes
+    back through today's parameter map (row scales times a unit-lower factor).
     """
     if not isinstance(dist, Module) or not isinstance(params, dict):
         return params
@@ -334,13 +336,12 @@ def _upgrade_cholesky(dist, params):
         if c is not None:
             if _is_lower_cholesky(c):
                 u = jnp.asarray(u)
-                log_diag = jnp.diagonal(u, axis1=-2, axis2=-1)
                 eye = jnp.eye(u.shape[-1], dtype=u.dtype)
-                out[name] = (jnp.tril(u, -1) * jnp.exp(-log_diag)[..., :, None]
-                             + log_diag[..., None] * eye)
+                old = jnp.tril(u, -1) + jnp.exp(jnp.diagonal(u, axis1=-2, axis2=-1))[..., None] * eye
+                out[name] = bijector_for(c, parameter=True).inverse(old)
         elif isinstance(current, Module):
             out[name] = _upgrade_cholesky(current, u)
-        elif isinstance(current, (tuple, list)) and current and all(isinstance(v, Module) for v in current):
+        elif _is_module_seq(current):
             out[name] = type(u)(_upgrade_cholesky(t, p) for t, p in zip(current, u))
     return out
 

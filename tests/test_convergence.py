@@ -84,9 +84,13 @@ def test_the_returned_q_is_the_average_of_the_last_iterates_and_less_noisy():
     """Started at the answer the run is stationary: the average is much closer to it than an iterate."""
     L = np.linalg.cholesky(COV)
     q0 = vikl.MultivariateNormal(jnp.asarray(MEAN, jnp.float32), scale_tril=jnp.asarray(L, jnp.float32))
-    res = vikl.fit(q0, TARGET, optimizer=OPT, init=None, key=jax.random.PRNGKey(7), progress=False)
+    res = vikl.fit(q0, TARGET, optimizer=OPT, init=None, key=jax.random.PRNGKey(7), progress=False,
+                   num_samples=16)
     assert res.converged and res.num_steps == 300 and res.averaged_over == 200
-    assert res.objective == vikl.objectives.ReverseKL(draws="auto")  # converge mode's default
+    # converge mode's default objective (RQMC draws), with the 16 draws asked for
+    assert res.objective == vikl.objectives.ReverseKL(draws="auto", num_samples=16)
+    default = vikl.fit(q0, TARGET, optimizer=OPT, init=None, key=jax.random.PRNGKey(7), progress=False)
+    assert default.objective == vikl.objectives.ReverseKL(draws="auto", num_samples=4)
     state0 = vikl.fit_init(q0, objective=res.objective, optimizer=OPT, key=jax.random.PRNGKey(7))
     _, (losses, iterates) = _steps(state0, 300)
     np.testing.assert_array_equal(np.asarray(losses), res.losses)

@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vikl import _convergence, _init, _loop, _objective_terms, _targets, _unconstrained
+from vikl import _convergence, _init, _loop, _objective_terms, _qmc, _targets, _unconstrained
 from vikl import objectives as _objectives
 from vikl._base import Distribution
 from vikl._diagnostics import ISDiagnostics
@@ -419,6 +419,14 @@ def _batch_size(previous, q_list, q_batched, t_list, key, key_batched):
     return batch
 
 
+#: Draws per step of the converge mode's default objective for families with RQMC draws. On
+#: four posteriordb posteriors (arma, kidiq, mesquite, sblrc; float64, both Gaussian families,
+#: from the initializer's start) 4 RQMC draws stopped at the same step as 16 and ended within
+#: 0.026 nats of the family's best ELBO (16 draws: 0.011), means within 0.048 reference sd,
+#: for a quarter of the gradient evaluations.
+CONVERGE_RQMC_DRAWS = 4
+
+
 def _prepare(q0, target, objective, optimizer, key, num_samples, *, init=_SKIP,
              converge=False) -> _Run:
     """Resolves ``fit``'s arguments into a :class:`_Run` (batching, spec, initial state).
@@ -433,6 +441,9 @@ def _prepare(q0, target, objective, optimizer, key, num_samples, *, init=_SKIP,
         raise ValueError("fit: key is required, e.g. key=jax.random.key(0)")
     if objective is None and converge:  # RQMC draws where q's family has them (issue 22 §5)
         objective = _objectives.get("reverse_kl", num_samples).replace(draws="auto")
+        q_any = q0 if q_list is None else q_list[0]
+        if num_samples is None and _qmc.resolve("auto", q_any) == "rqmc":
+            objective = objective.replace(num_samples=CONVERGE_RQMC_DRAWS)
     objective = _objectives.get("reverse_kl" if objective is None else objective, num_samples)
     key = key if isinstance(key, jax.Array) else jnp.asarray(key)
     key_batched = _is_key_batch(key)
@@ -732,7 +743,8 @@ def fit(q0, target, *, objective=None, optimizer=None, num_steps: Optional[int] 
       whether, when and by which statistics the rule held. With no
       ``objective`` given, this mode uses ``ReverseKL(draws="auto")``:
       randomized quasi-Monte Carlo draws for the families that have them
-      (lower-variance gradients; see :mod:`vikl.objectives`). Single fits only
+      (lower-variance gradients; see :mod:`vikl.objectives`), 4 per step for
+      those families unless ``num_samples`` says otherwise (16 for the others). Single fits only
       (a batch raises ValueError: give ``num_steps`` for batched fits).
       Trust checks run afterwards (see ``check``).
 

@@ -419,11 +419,11 @@ def _batch_size(previous, q_list, q_batched, t_list, key, key_batched):
     return batch
 
 
-#: Draws per step of the converge mode's default objective for families with RQMC draws. On
-#: four posteriordb posteriors (arma, kidiq, mesquite, sblrc; float64, both Gaussian families,
-#: from the initializer's start) 4 RQMC draws stopped at the same step as 16 and ended within
-#: 0.026 nats of the family's best ELBO (16 draws: 0.011), means within 0.048 reference sd,
-#: for a quarter of the gradient evaluations.
+#: Draws per step of the converge mode's default objective for families with RQMC draws.
+#: ``python -m benchmarks.converge_draws`` (four posteriordb posteriors, float64, both Gaussian
+#: families): 4 RQMC draws stop at the same step as 16 and end within 0.026 nats of the
+#: family's best ELBO (16 draws: 0.011), means within 0.048 reference sd, for a quarter of
+#: the gradient evaluations (table in the README's benchmark section).
 CONVERGE_RQMC_DRAWS = 4
 
 

@@ -423,7 +423,7 @@ def _batch_size(previous, q_list, q_batched, t_list, key, key_batched):
 #: ``python -m benchmarks.converge_draws`` (four posteriordb posteriors, float64, both Gaussian
 #: families): 4 RQMC draws stop at the same step as 16 and end within 0.026 nats of the
 #: family's best ELBO (16 draws: 0.011), means within 0.048 reference sd, for a quarter of
-#: the gradient evaluations (table in the README's benchmark section).
+#: the gradient evaluations (table in benchmarks/results/converge_draws.md).
 CONVERGE_RQMC_DRAWS = 4
 
 

@@ -9,6 +9,7 @@ edges: a function-level import that closes a cycle hides the same tangle.
 from __future__ import annotations
 
 import ast
+import functools
 import pathlib
 
 import pytest
@@ -24,6 +25,7 @@ def _module_name(path: pathlib.Path) -> str:
     return ".".join(parts)
 
 
+@functools.lru_cache(maxsize=None)
 def _modules() -> dict[str, pathlib.Path]:
     # vikl.experiments are scripts on top of the public API (they import `vikl`), not
     # part of the library's graph.
@@ -39,7 +41,8 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def import_edges() -> dict[str, set[tuple[str, str]]]:
+@functools.lru_cache(maxsize=None)  # parsed once per run, not once per parametrized case
+def import_edges() -> dict[str, frozenset[tuple[str, str]]]:
     """``{module: {(imported module, name or "")}}`` for imports of vikl modules."""
     mods = _modules()
     edges: dict[str, set[tuple[str, str]]] = {}
@@ -60,7 +63,7 @@ def import_edges() -> dict[str, set[tuple[str, str]]]:
                     sub = f"{target}.{alias.name}"
                     # `from vikl import objectives` imports a module, not a name.
                     out.add((sub, "") if sub in mods else (target, alias.name))
-    return edges
+    return {name: frozenset(out) for name, out in edges.items()}
 
 
 def _graph() -> dict[str, set[str]]:

@@ -197,14 +197,14 @@ def test_fit_checks_init_once_before_any_compiled_work():
 
     q0 = vikl.MultivariateNormalDiag(jnp.zeros(2), jnp.ones(2))
     target = vikl.MultivariateNormalDiag(jnp.ones(2), jnp.ones(2))
+    key = jax.random.PRNGKey(0)  # built (and its seeding traced) before the listener starts
     jax.monitoring.register_event_duration_secs_listener(count)
     try:
         for num_steps in (None, 10):
             for bad in ("newton", 3, ["laplace"]):
                 with pytest.raises(ValueError, match=r"init must be one of \('auto', 'laplace', "
                                                      r"'pathfinder', 'none'\) or None; got"):
-                    vikl.fit(q0, target, init=bad, num_steps=num_steps, key=jax.random.PRNGKey(0),
-                             progress=False)
+                    vikl.fit(q0, target, init=bad, num_steps=num_steps, key=key, progress=False)
     finally:
         jax.monitoring.unregister_event_duration_listener(count)
     assert traces == []

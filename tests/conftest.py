@@ -40,6 +40,21 @@ def key():
     return jax.random.PRNGKey(0)
 
 
+@pytest.fixture(autouse=True)
+def _mpmath_precision(request):
+    """Runs each test at the mpmath precision its module names (``MPMATH_DPS``, else 15).
+
+    mpmath's precision is global: a module that set it at import, or a test that set it,
+    changed the references of whatever ran next in that worker (the Tanh log-det reference
+    ``1 - tanh(40)^2`` is 0 below 36 digits), so results depended on test order.
+    ``workdps`` restores the precision when the test ends.
+    """
+    import mpmath
+
+    with mpmath.workdps(getattr(request.module, "MPMATH_DPS", 15)):
+        yield
+
+
 _RSS_LIMIT_BYTES = 3 * 2**30
 
 

@@ -19,6 +19,7 @@ from vikl import bijectors as B
 from vikl._params import constrain, unconstrain
 
 mpmath.mp.dps = 40
+MPMATH_DPS = 40  # every test of this module runs at this precision (conftest)
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 LOW = np.array([-1.0, 0.0, 2.0, -5.0, 1e-3])

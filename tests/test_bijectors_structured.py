@@ -224,6 +224,7 @@ def test_inverse_of_random_correlations_and_simplices_round_trips(dtype):
 
 # ---------------------------------------------------------------------- saturation (mpmath)
 mpmath.mp.dps = 60
+MPMATH_DPS = 60  # every test of this module runs at this precision (conftest)
 
 
 def _mp_stick_breaking(xs):

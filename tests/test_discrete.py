@@ -20,6 +20,7 @@ import vikl
 from tests.conftest import tol
 
 mp.mp.dps = 25
+MPMATH_DPS = 25  # every test of this module runs at this precision (conftest)
 
 
 def _a(x, dtype):

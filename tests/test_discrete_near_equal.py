@@ -25,11 +25,7 @@ RELS = [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7]
 BASES = [0.1, 0.3, 0.5, 0.9, 1e-6, 1e-30, 1 - 1e-7]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _mp_digits():
-    """80 digits for every reference here (other test modules set mp.dps globally at import)."""
-    with mp.workdps(80):
-        yield
+MPMATH_DPS = 80  # every reference here at 80 digits (the conftest fixture applies it)
 
 
 def M(x):

@@ -18,8 +18,8 @@ import pytest
 
 from vikl.experiments import EXPERIMENTS
 
-# One xdist worker runs this whole file (``--dist loadgroup``), so each experiment
-# runs once per session, not once per worker.
+# One xdist worker runs this whole file (``--dist loadfile``; the group mark keeps it so
+# under ``--dist loadgroup`` too), so each experiment runs once per session, not once per worker.
 pytestmark = pytest.mark.xdist_group("experiments")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

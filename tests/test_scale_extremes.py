@@ -23,6 +23,7 @@ import pytest
 import vikl
 
 mp.mp.dps = 50
+MPMATH_DPS = 50  # every test of this module runs at this precision (conftest)
 
 _SCALES = {
     np.dtype("float32"): [1e-30, 1e-20, 3e-8, 1.0, 7.5, 1e20, 1e30, 1e38, 3e38],

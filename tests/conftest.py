@@ -140,8 +140,8 @@ SLOW_CASES = {
     "tests/test_cross_kl_continuous.py::test_kl_matches_quadrature_and_gradients_are_finite[float32-Beta-Beta]",
     "tests/test_batch_invariance.py::test_kl_of_a_big_batch_equals_the_kl_of_its_pieces[Beta-Beta]",
     "tests/test_issue19_residue_gaussian.py::test_extreme_scales_and_locations_match_mpmath[float32-lowrank-diag]",
-    # float64 KL + gradient programs of 6 s (Beta-Beta) and 14 s (Beta-Gamma) to compile;
-    # their KL values stay checked against quadrature by the float32 cases above.
+    # A float64 KL + gradient program of 14 s (Beta-Gamma) to compile; its KL values stay
+    # checked against quadrature by the float32 case above.
     "tests/test_cross_kl_continuous.py::test_kl_and_its_gradients_match_torch[Beta-Gamma]",
     # 6-8 s each in the .ci/run of this stop (pytest 14 min 36 s); other pairs, families and
     # the float32 case stay in the default run.

@@ -33,6 +33,7 @@ __all__ = [
     "beta_kl",
     "beta_kl_and_size",
     "beta_neg_entropy",
+    "bregman_lgamma_grads",
     "gamma_entropy_shape",
     "gamma_kl",
     "studentt_log_normalizer",
@@ -155,28 +156,65 @@ def _beta_kl_jvp(primals, tangents):
         dKL/da1 = -d_a psi'(a1) + d_s psi'(s1)        dKL/da2 = Δψ(a2, a1) - Δψ(s2, s1)
         dKL/db1 = -d_b psi'(b1) + d_s psi'(s1)        dKL/db2 = Δψ(b2, b1) - Δψ(s2, s1)
 
-    Each digamma difference ``Δψ`` is formed without cancellation
-    (``_special.digamma_difference``), so the derivatives keep their digits at nearly
-    equal and at large concentrations. A product ``0 * psi'(x)`` is 0 also where
-    ``psi'(x)`` overflows (``x`` near the float minimum).
+    evaluated by ``bregman_lgamma_grads`` (digamma differences without cancellation,
+    ``0 * psi'(x)`` = 0 also where ``psi'(x)`` overflows, finite second derivatives).
     """
-    a1, b1, a2, b2 = primals
-    da, db = a2 - a1, b2 - b1
-    s1, s2, ds = a1 + b1, a2 + b2, da + db
-
-    def times(d, x):
-        return jnp.where(d == 0, jnp.zeros_like(d), d * trigamma(x))
-
-    g_s = digamma_difference(s2, s1, ds)
-    t_s = times(ds, s1)
-    grads = (
-        t_s - times(da, a1),
-        t_s - times(db, b1),
-        digamma_difference(a2, a1, da) - g_s,
-        digamma_difference(b2, b1, db) - g_s,
-    )
-    value = beta_kl(a1, b1, a2, b2)
+    a1, b1, a2, b2 = jnp.broadcast_arrays(*primals)
+    grad_p, grad_q = bregman_lgamma_grads(jnp.stack([a1, b1], axis=-1), jnp.stack([a2, b2], axis=-1))
+    grads = (grad_p[..., 0], grad_p[..., 1], grad_q[..., 0], grad_q[..., 1])
+    value = beta_kl(*primals)
     return value, sum(g * t for g, t in zip(grads, tangents))
+
+
+def _bregman_grad_terms(y, x, d):
+    """``(Δψ(y, x), d psi'(x))`` elementwise, ``d = y - x`` (as accurate as the caller has it).
+
+    ``Δψ`` is ``_special.digamma_difference`` (no cancellation when ``y ≈ x``). Where
+    ``d == 0`` both are ``d * psi'(x)``: the value is 0 (also where ``psi'(x)`` overflows,
+    ``x`` near the float minimum, and where ``x y`` underflows in ``digamma_difference``,
+    which there gives 0/0), the derivative along ``d`` is ``psi'(x)`` (the exact one, not
+    0 as from a ``where(d == 0, 0, ...)`` guard), saturated at the largest float where it
+    overflows, and the derivative along ``x`` is ``d psi''(x) = 0``.
+
+    Double ``where``: the branch a ``where`` does not select is differentiated too (its
+    cotangent is 0, and ``0 * inf`` is NaN), so the differentiated kernels see ``x = y = 1``
+    where ``d == 0``; ``psi'(x)`` there is a constant (``stop_gradient``) from a second
+    row of the same ``trigamma`` call, with its input cut off from differentiation too.
+    """
+    zero = d == 0
+    x_live = jnp.where(zero, 1.0, x)
+    y_live = jnp.where(zero, 1.0, y)
+    both = trigamma(jnp.stack([x_live, jax.lax.stop_gradient(x)]))
+    slope = jax.lax.stop_gradient(jnp.minimum(both[1], jnp.finfo(x.dtype).max))
+    d_trigamma = d * jnp.where(zero, slope, both[0])
+    dpsi = jnp.where(zero, d * slope, digamma_difference(y_live, x_live, d))
+    return dpsi, d_trigamma
+
+
+def bregman_lgamma_grads(a, b):
+    """``(dKL/da, dKL/db)`` for ``KL(Dir(a) ‖ Dir(b))``, concentrations along the last axis.
+
+    The KL is the Bregman divergence of ``F(a) = sum_i log Gamma(a_i) - log Gamma(a_0)``,
+    ``a_0 = sum_i a_i``, so with ``h = b - a``::
+
+        dKL/da = F''(a) (a - b):   -h_i psi'(a_i) + h_0 psi'(a_0)
+        dKL/db = F'(b) - F'(a):    Δψ(b_i, a_i) - Δψ(b_0, a_0),     h_0 = sum_i h_i
+
+    with every digamma difference ``Δψ`` formed without cancellation and every
+    ``h psi'(a)`` exactly 0 where ``h == 0`` (see ``_bregman_grad_terms``; the
+    derivatives of these are finite there, so ``jax.hessian`` of the KL is too). The
+    totals ride along as a (K+1)-th column, so each kernel is traced once.
+    """
+    k = a.shape[-1]
+    h = b - a
+
+    def with_total(v):
+        return jnp.concatenate([v, jnp.sum(v, axis=-1, keepdims=True)], axis=-1)
+
+    dpsi, d_trigamma = _bregman_grad_terms(with_total(b), with_total(a), with_total(h))
+    grad_a = d_trigamma[..., k:] - d_trigamma[..., :k]
+    grad_b = dpsi[..., :k] - dpsi[..., k:]
+    return grad_a, grad_b
 
 
 def beta_kl_and_size(a1, b1, a2, b2):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import digamma, gammaln, polygamma
+from jax.scipy.special import gammaln
 
 from vikl import _constraints as constraints
 from vikl._base import Distribution, param
-from vikl._kernels import beta_kl_and_size
+from vikl._kernels import beta_kl_and_size, bregman_lgamma_grads
 from vikl._kl import register_kl
 from vikl._math import xlogy
 from vikl._special import (
@@ -181,10 +181,10 @@ def _kl_concentrations(a, b):
 @_kl_concentrations.defjvp
 def _kl_concentrations_jvp(primals, tangents):
     # Closed-form derivatives of the Bregman divergence of F(a) = sum log Gamma(a_i) - log Gamma(a_0):
-    #   dKL/da = F''(a) (a - b),   dKL/db = F'(b) - F'(a),   F'(a)_i = psi(a_i) - psi(a_0).
+    #   dKL/da = F''(a) (a - b),   dKL/db = F'(b) - F'(a),   F'(a)_i = psi(a_i) - psi(a_0),
+    # shared with the Beta KL (``_kernels.bregman_lgamma_grads``: digamma differences without
+    # cancellation, exact zeros at a_i = b_i also near the float minimum).
     a, b = primals
     da, db = tangents
-    a0, b0 = jnp.sum(a, axis=-1), jnp.sum(b, axis=-1)
-    grad_a = polygamma(1, a) * (a - b) - (polygamma(1, a0) * (a0 - b0))[..., None]
-    grad_b = digamma(b) - digamma(a) - (digamma(b0) - digamma(a0))[..., None]
+    grad_a, grad_b = bregman_lgamma_grads(a, b)
     return _kl_concentrations(a, b), jnp.sum(grad_a * da + grad_b * db, axis=-1)

@@ -250,6 +250,58 @@ def test_the_loss_rule_says_why_it_replaced_the_skl_rule_and_real_kl_bugs_propag
                                                    {"x": jnp.zeros(())}, 10).last
 
 
+
+def _wall(x):
+    """log p: a standard normal times exp(-exp(15 x_i)), a doubly-exponential wall at 0 (cf. the
+    noise parameters of the posteriordb mcycle GP). From N(0, I) a draw at x_i = 2 costs
+    exp(30) = 1e13 nats: the loss of a step spans many orders of magnitude."""
+    return -0.5 * jnp.sum(x**2) - jnp.sum(jnp.exp(15.0 * x))
+
+
+def test_a_stalled_fit_whose_loss_is_noise_is_not_converged():
+    """One huge loss's gradient fills Adam's second moment and the steps shrink to nothing: the
+    block averages barely move (SKL 2e-7 to 0.05 nats, measured) and a decrease of 1e9 ± 1e10 nats
+    passed the trend test, so the skl rule said converged at step 500-600 with losses of 1e3 to
+    1e16 nats (8 of 8 fits, d = 2 and 5, both families; the optimum's loss is about 1 nat). A loss
+    that noisy cannot show that it has stopped falling: the rule must not hold."""
+    q0 = vikl.families.mean_field(2)
+    with pytest.warns(FitWarning, match="did not hold within max_steps=1000") as rec:
+        res = vikl.fit(q0, _wall, init=None, key=jax.random.key(0), progress=False, max_steps=1000,
+                       num_diagnostic_samples=0)
+    assert res.converged is False and res.converged_at is None and res.num_steps == 1000
+    assert "the loss is too noisy to show that it has stopped falling" in res.convergence
+    assert any("did not hold" in str(w.message) for w in rec)
+    assert np.max(res.losses[-200:]) > 1e6  # the pathology is there: losses far from the optimum
+    se = float(res.convergence.split("±")[1].split()[0])
+    assert se > vikl.Convergence().loss_se_tol
+    # Raising the bound out of reach restores the rule before: it holds on pure noise.
+    old = vikl.fit(q0, _wall, init=None, key=jax.random.key(0), progress=False, max_steps=1000,
+                   num_diagnostic_samples=0, check=False, convergence={"loss_se_tol": 1e300})
+    assert old.converged is True and old.num_steps < 1000
+    with pytest.raises(ValueError, match="loss_se_tol must be a finite number > 0"):
+        vikl.Convergence(loss_se_tol=0.0)
+
+
+def test_loss_resolution_bound_on_the_trend_standard_error():
+    """The Monitor's decision, on stationary losses: resolved noise passes, unresolved does not,
+    whatever the parameters do (they stand still here), and a nan standard error never passes."""
+    q = vikl.Normal(jnp.zeros(2), jnp.ones(2))
+    conv = vikl.Convergence(window=10)
+    rng = np.random.default_rng(0)
+    for scale, holds in ((1.0, True), (1e3, False)):
+        q_static, q_dyn = _split_static(q)
+        params = unconstrain(q)
+        mon = _convergence.Monitor(conv, q_static, q_dyn, "skl", params, 10)
+        for _ in range(3):
+            mon.push(jax.tree_util.tree_map(lambda x: conv.window * np.asarray(x), params))
+        losses = scale * rng.normal(size=3 * conv.window)  # se of the decrease ~ 0.4 * scale
+        assert mon.check(losses) is holds, (scale, mon.last)
+        assert ("too noisy" in mon.last) is not holds
+    with np.errstate(all="ignore"):  # losses beyond float range: an inf or nan se, never resolved
+        _, se, _ = _convergence.trend(np.full(30, 1e200) * rng.normal(size=30), 10)
+    assert not se <= conv.loss_se_tol
+
+
 # ----------------------------------------------------------------------------- fixed steps
 def test_num_steps_is_a_loop_of_fit_step():
     q0 = vikl.families.full_rank(3)
@@ -308,6 +360,7 @@ def test_bad_arguments_raise_before_any_step():
         ({"convergence": {"window": 5}}, "window must be an int >= 10"),
         ({"convergence": {"skl_tol": -1.0}}, "skl_tol must be a finite number > 0"),
         ({"convergence": {"rule": "rhat"}}, "rule must be"),
+        ({"convergence": {"loss_se_tol": float("inf")}}, "loss_se_tol must be a finite number > 0"),
     ]:
         with pytest.raises(ValueError, match=match):
             fit(**kw)

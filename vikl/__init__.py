@@ -22,7 +22,7 @@ from vikl._jax_check import warn_if_bad_jaxlib as _warn_if_bad_jaxlib
 from vikl._kl import kl_divergence, register_kl, registered_kl_pairs
 from vikl._loop import FitState, fit_init, fit_step
 from vikl._numpyro_model import NumPyroLayout, NumPyroModel, to_arviz
-from vikl._optimizers import preconditioned_adam
+from vikl._optimizers import clip_gradient_spikes, preconditioned_adam
 from vikl._posterior import Posterior
 from vikl._unconstrained import unconstrained
 
@@ -59,6 +59,7 @@ __all__ = [
     "laplace",
     "pathfinder",
     "preconditioned_adam",
+    "clip_gradient_spikes",
     "InitializationError",
     "InitializationWarning",
     "FitState",

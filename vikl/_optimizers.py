@@ -10,6 +10,7 @@ and its state, checked against the optimizer's (:func:`restore_opt_state`).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -18,7 +19,7 @@ import numpy as np
 import optax
 
 __all__ = ["default_optimizer", "resolve_optimizer", "continuation_optimizer", "restore_opt_state",
-           "preconditioned_adam"]
+           "preconditioned_adam", "clip_gradient_spikes"]
 
 DEFAULT_LEARNING_RATE = 1e-2
 
@@ -151,7 +152,8 @@ _PRECONDITIONED: dict = {}
 def preconditioned_adam(learning_rate: float = 1e-2):
     """Adam whose steps are scaled by ``q0``'s own standard deviations (``fit``'s converge default).
 
-    ``optax.chain(scale_by_adam(), scale_by_initial_scale(), scale(-learning_rate))``:
+    ``optax.chain(clip_gradient_spikes(), scale_by_adam(), scale_by_initial_scale(),
+    scale(-learning_rate))``:
     at ``init`` the parameters of a Gaussian family (``Normal``,
     ``MultivariateNormalDiag``, ``MultivariateNormal``,
     ``LowRankMultivariateNormal``) give each coordinate's standard deviation
@@ -162,12 +164,100 @@ def preconditioned_adam(learning_rate: float = 1e-2):
     coordinate, whatever the scales of the posterior (they differ by 10^4 in
     unscaled regressions). The scales live in the optimizer state, so one
     object (created once per learning rate) serves every fit without
-    recompiling. Other parameter trees get plain Adam.
+    recompiling. Other parameter trees get plain Adam. A gradient spike (one
+    Monte-Carlo draw in a heavy tail) is scaled down before it reaches Adam's
+    moments (:func:`clip_gradient_spikes`).
     """
     lr = float(learning_rate)
     if lr not in _PRECONDITIONED:
-        _PRECONDITIONED[lr] = optax.chain(optax.scale_by_adam(), _scale_by_initial_sd(), optax.scale(-lr))
+        _PRECONDITIONED[lr] = optax.chain(clip_gradient_spikes(), optax.scale_by_adam(),
+                                          _scale_by_initial_sd(), optax.scale(-lr))
     return _PRECONDITIONED[lr]
+
+
+class ClipGradientSpikesState(NamedTuple):
+    """Running statistics of the log gradient norm (see :func:`clip_gradient_spikes`)."""
+
+    count: jax.Array  # gradients seen
+    mean: jax.Array  # of log ||g|| (plain mean during the warm-up, then exponentially weighted)
+    var: jax.Array  # of log ||g||, the same way
+    num_clipped: jax.Array  # gradients clipped so far
+
+
+def _log_global_norm(tree, dtype):
+    """``log ||tree||`` computed without overflow (a float32 gradient of 1e30 has a finite log norm)."""
+    leaves = [jnp.asarray(x, dtype) for x in jax.tree_util.tree_leaves(tree)]
+    big = jnp.max(jnp.stack([jnp.max(jnp.abs(x), initial=0.0) for x in leaves]))
+    big = jnp.maximum(big, jnp.finfo(dtype).tiny)
+    return jnp.log(big) + 0.5 * jnp.log(sum(jnp.sum((x / big) ** 2) for x in leaves))
+
+
+def clip_gradient_spikes(z: float = 4.0, min_ratio: float = 10.0, decay: float = 0.98,
+                         warmup: int = 10) -> optax.GradientTransformation:
+    """Scales down a gradient whose norm is a spike against the recent ones (an optax transformation).
+
+    A Monte-Carlo gradient of the ELBO can be heavy-tailed: on a model with a
+    log-scale inside an ``exp`` (a heteroscedastic noise sd, a hierarchical
+    scale), one draw in the tail gives a gradient 1e5-1e20 times the usual. In
+    Adam such a gradient fills the second-moment estimate, whose decay (0.999 per
+    step) then keeps the steps of those coordinates near zero for 10^4-10^5
+    steps, and its first moment throws the parameters out of the basin. This
+    transformation, put before Adam, keeps running statistics of the log of the
+    global gradient norm (mean ``m`` and variance ``s^2``, exponentially weighted
+    with ``decay`` after a plain average over the first ``warmup`` gradients) and
+    rescales a gradient whose log norm exceeds ``m + max(z s, log(min_ratio))``
+    down to that norm; its direction is kept. The statistics take the clipped
+    norm, so a spike does not raise the threshold. Nothing is clipped during the
+    warm-up, and a gradient that is not clipped passes through bit for bit.
+
+    A non-finite gradient is not repaired (it still makes the fit stop with
+    :class:`vikl.FitDivergedError`). ``state.num_clipped`` counts the clipped
+    gradients; :func:`preconditioned_adam` (``fit``'s converge-mode default)
+    starts with this transformation.
+
+    Raises:
+      ValueError: ``z`` or ``decay`` outside its range, ``min_ratio`` not > 1,
+        ``warmup`` not a positive integer.
+    """
+    if not (math.isfinite(z) and z > 0):
+        raise ValueError(f"clip_gradient_spikes: z must be a finite number > 0; got {z!r}")
+    if not (math.isfinite(min_ratio) and min_ratio > 1):
+        raise ValueError(f"clip_gradient_spikes: min_ratio must be a finite number > 1; got {min_ratio!r}")
+    if not 0 < decay < 1:
+        raise ValueError(f"clip_gradient_spikes: decay must be in (0, 1); got {decay!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, np.integer)) or warmup < 1:
+        raise ValueError(f"clip_gradient_spikes: warmup must be an integer >= 1; got {warmup!r}")
+    log_min_ratio = math.log(min_ratio)
+
+    def init(params):
+        leaves = [x for x in jax.tree_util.tree_leaves(params) if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+        dtype = jnp.result_type(*leaves) if leaves else jnp.result_type(float)
+        zero = jnp.zeros((), dtype)
+        return ClipGradientSpikesState(jnp.zeros((), jnp.int32), zero, zero, jnp.zeros((), jnp.int32))
+
+    def update(updates, state, params=None):
+        del params
+        dtype = state.mean.dtype
+        log_norm = _log_global_norm(updates, dtype)
+        threshold = state.mean + jnp.maximum(z * jnp.sqrt(state.var), log_min_ratio)
+        clip = (state.count >= warmup) & (log_norm > threshold)
+        factor = jnp.exp(jnp.minimum(threshold - log_norm, 0.0))
+        updates = jax.tree_util.tree_map(lambda g: jnp.where(clip, g * factor.astype(g.dtype), g), updates)
+        # Running mean and variance of the (clipped) log norm: Welford's update with weight
+        # 1/n during the warm-up, 1 - decay after it.
+        seen = jnp.where(clip, threshold, log_norm)
+        count = state.count + 1
+        w = jnp.where(state.count >= warmup, jnp.asarray(1 - decay, dtype), 1 / count.astype(dtype))
+        delta = seen - state.mean
+        mean = state.mean + w * delta
+        var = (1 - w) * (state.var + w * delta**2)
+        finite = jnp.isfinite(seen)  # a non-finite gradient leaves the statistics as they were
+        new = ClipGradientSpikesState(
+            count=jnp.where(finite, count, state.count), mean=jnp.where(finite, mean, state.mean),
+            var=jnp.where(finite, var, state.var), num_clipped=state.num_clipped + clip.astype(jnp.int32))
+        return updates, new
+
+    return optax.GradientTransformation(init, update)
 
 
 class ScaleByInitialSdState(NamedTuple):

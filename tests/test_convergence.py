@@ -302,6 +302,26 @@ def test_loss_resolution_bound_on_the_trend_standard_error():
     assert not se <= conv.loss_se_tol
 
 
+@pytest.mark.parametrize("rule", ["skl", "loss"])
+def test_a_significantly_rising_loss_is_not_converged(rule):
+    """The trend test is two-sided: parameters that stand still (so the skl rule and the loss
+    bound hold) but a loss rising 0.5 nats per 10 steps under noise of sd 0.02 must not pass,
+    nor a falling one; the same noise flat passes."""
+    q = vikl.Normal(jnp.zeros(2), jnp.ones(2))
+    conv = vikl.Convergence(window=10)
+    rng = np.random.default_rng(1)
+    noise = 0.02 * rng.normal(size=3 * conv.window)
+    ramp = 0.05 * np.arange(3 * conv.window)
+    for losses, holds in ((noise, True), (noise + ramp, False), (noise - ramp, False)):
+        q_static, q_dyn = _split_static(q)
+        params = unconstrain(q)
+        mon = _convergence.Monitor(conv, q_static, q_dyn, rule, params, 10)
+        for _ in range(3):
+            mon.push(jax.tree_util.tree_map(lambda x: conv.window * np.asarray(x), params))
+        assert mon.check(losses) is holds, mon.last
+        assert ("rises significantly" in mon.last) is bool(losses[-1] - losses[0] > 1)
+
+
 # ----------------------------------------------------------------------------- fixed steps
 def test_num_steps_is_a_loop_of_fit_step():
     q0 = vikl.families.full_rank(3)

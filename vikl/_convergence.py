@@ -32,7 +32,12 @@ distribution:
 Trend test: a least-squares line through 20 batch means of the last ``2 h``
 losses (``h = m * window`` steps, two blocks) predicts the decrease over ``h``
 steps, with a standard error from the line's residuals; the loss shows no
-significant decrease when ``decrease <= t_crit * se + 1e-4`` nats. Successive
+significant decrease when ``decrease <= t_crit * se + 1e-4`` nats, and no
+significant rise when ``-decrease <= 2 t_crit * se + 1e-4`` (a fit drifting
+off, or thrown out of its basin by a spike and not back yet, had passed as
+"no significant decrease"; the rise gets twice the bound because the
+standard error still understates autocorrelated noise a little, and a rise
+at ``t_crit`` held off stops of stationary noise). Successive
 batch means of an optimizer's loss are correlated (the iterates wander
 slowly), which the residuals' spread alone understates: the standard error is
 inflated by ``sqrt((1 + ρ) / (1 - ρ))`` (the variance of a mean or a slope of
@@ -127,7 +132,8 @@ class Convergence:
       loss_tol: bound (nats) on the upper confidence bound of the loss
         decrease over the last block (``"loss"`` rule).
       t_crit: the trend test's critical value (2: about a 2.3% one-sided
-        false-alarm rate per check for normal batch means).
+        false-alarm rate per check for normal batch means); a rise must
+        exceed ``2 t_crit`` standard errors to count.
       rule: ``"auto"`` (``"skl"`` when ``q``'s family has a closed-form KL
         between its members, else ``"loss"``), ``"skl"`` or ``"loss"``.
       loss_se_tol: bound (nats) on the standard error of the loss decrease
@@ -344,9 +350,17 @@ class Monitor:
         # A loss too noisy to resolve to loss_se_tol cannot show that it stopped falling (a
         # stall: steps too small to move the parameters, losses of 1e20). False for a nan se.
         resolved = se_dec <= c.loss_se_tol
-        trend_ok = dec <= c.t_crit * se_dec + _TREND_SLACK and resolved
+        # A loss that rises by more than 2 t_crit se (a fit drifting off, or thrown out of its
+        # basin and not back yet) has not converged either. Twice the bound of a fall: the
+        # batch means of an optimizer's loss are autocorrelated, and a rise at t_crit se held
+        # off the stop of stationary noise (AR(1), lag-1 0.95) for 20,000 steps.
+        limit = c.t_crit * se_dec + _TREND_SLACK
+        rises = dec < -(2 * c.t_crit * se_dec + _TREND_SLACK)
+        trend_ok = dec <= limit and not rises and resolved
         t = (f"loss decrease over the last {h} steps {dec:.3g} ± {se_dec:.2g} "
-             f"{'<=' if dec <= c.t_crit * se_dec + _TREND_SLACK else '>'} {c.t_crit:g} se")
+             f"{'<=' if dec <= limit else '>'} {c.t_crit:g} se")
+        if rises:
+            t += f", but the loss rises significantly (by more than {2 * c.t_crit:g} se)"
         if not resolved:
             t += (f", but its standard error {se_dec:.2g} is not <= loss_se_tol={c.loss_se_tol:g} "
                   "nats: the loss is too noisy to show that it has stopped falling")

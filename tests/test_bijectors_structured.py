@@ -35,8 +35,9 @@ def _tols(dtype):
 
 def _close(actual, expected, dtype, scale=1.0):
     rtol, atol = _tols(dtype)
-    np.testing.assert_allclose(np.asarray(actual, np.float64), np.asarray(expected, np.float64),
-                               rtol=rtol * scale, atol=atol * scale)
+    np.testing.assert_allclose(
+        np.asarray(actual, np.float64), np.asarray(expected, np.float64), rtol=rtol * scale, atol=atol * scale
+    )
 
 
 def _x(shape, seed=0, spread=2.0):
@@ -49,6 +50,34 @@ def _numpyro64(transform, x):
         x = jnp.asarray(x, jnp.float64)
         y = transform(x)
         return np.asarray(y), np.asarray(transform.log_abs_det_jacobian(x, y))
+
+
+# Module-level jitted helpers taking the bijector (a pytree) and the input as arguments:
+# one compiled program per bijector, shape and dtype, shared by every test and example
+# that uses it, instead of op-by-op dispatch of each call.
+_forward_and_log_det = jax.jit(lambda bij, x: bij.forward_and_log_det(x))
+_inverse_and_log_det = jax.jit(lambda bij, y: bij.inverse_and_log_det(y))
+
+
+@jax.jit
+def _plain_and_vmapped(bij, x):
+    return bij.forward_and_log_det(x), jax.vmap(bij.forward_and_log_det)(x)
+
+
+@jax.jit
+def _round_trip(bij, x):
+    y, ld = bij.forward_and_log_det(x)
+    back, ild = bij.inverse_and_log_det(y)
+    return y, ld, back, ild
+
+
+def _sum_of_output_and_log_det(bij, v):
+    y, ld = bij.forward_and_log_det(v)
+    return jnp.sum(y) + jnp.sum(ld)
+
+
+# Value and gradient in one program, shared by every input of the same shape and dtype.
+_value_and_grad = jax.jit(jax.value_and_grad(_sum_of_output_and_log_det, argnums=1))
 
 
 # (bijector, NumPyro transform, input size); all share NumPyro's conventions.
@@ -65,7 +94,7 @@ NUMPYRO_PAIRS = [
 def test_forward_and_log_det_match_numpyro(name, bij, ref, m, dtype):
     x = _x((2, 3, m), seed=1)
     y_ref, ld_ref = _numpyro64(ref, x)
-    y, ld = bij.forward_and_log_det(jnp.asarray(x, dtype))
+    y, ld = _forward_and_log_det(bij, jnp.asarray(x, dtype))
     assert y.dtype == dtype and ld.dtype == dtype
     assert y.shape == y_ref.shape and ld.shape == (2, 3)
     _close(y, y_ref, dtype)
@@ -78,11 +107,11 @@ def test_forward_and_log_det_match_numpyro(name, bij, ref, m, dtype):
 def test_inverse_matches_numpyro_and_round_trips(name, bij, ref, m, dtype):
     x = _x((4, m), seed=2)
     y_ref, ld_ref = _numpyro64(ref, x)
-    x_back, ild = bij.inverse_and_log_det(jnp.asarray(y_ref, dtype))
+    x_back, ild = _inverse_and_log_det(bij, jnp.asarray(y_ref, dtype))
     _close(x_back, x, dtype, scale=10.0)
     _close(ild, -ld_ref, dtype, scale=10.0)
-    y = bij.forward(jnp.asarray(x, dtype))
-    _close(bij.inverse(y), x, dtype, scale=10.0)
+    y, _, back, _ = _round_trip(bij, jnp.asarray(x, dtype))
+    _close(back, x, dtype, scale=10.0)
 
 
 # ---------------------------------------------------------------------- autodiff Jacobians
@@ -93,9 +122,11 @@ def _free(name):
     if name == "CorrCholesky":
         return lambda y: y[np.tril_indices(y.shape[-1], -1)]
     if name == "LowerCholesky":
+
         def free(y):
             n = y.shape[-1]
             return jnp.concatenate([y[np.tril_indices(n, -1)], jnp.diagonal(y)])
+
         return free
     if name == "FillTriangular":
         return lambda y: y[np.tril_indices(y.shape[-1])]
@@ -125,9 +156,9 @@ def test_log_det_is_slogdet_of_autodiff_jacobian_float64(name, bij, m):
             assert sign != 0
             np.testing.assert_allclose(float(ld_fwd(x)), expected, rtol=1e-11, atol=1e-11)
             y = bij.forward(x)
-            np.testing.assert_allclose(float(ld_inv(y)),
-                                       np.linalg.slogdet(np.asarray(jac_inv(free(y), y)))[1],
-                                       rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(
+                float(ld_inv(y)), np.linalg.slogdet(np.asarray(jac_inv(free(y), y)))[1], rtol=1e-10, atol=1e-10
+            )
 
 
 def _embed(name, w, y):
@@ -249,6 +280,17 @@ def _mp_corr_cholesky(xs):
     return out  # the strictly lower triangle, row-major
 
 
+_MP_LOG_DETS = {}
+
+
+def _mp_log_det_cached(f, xs):
+    """``_mp_log_det`` memoized: the float32 and float64 cases share one 60-digit reference."""
+    key = (f.__name__, tuple(float(v) for v in xs))
+    if key not in _MP_LOG_DETS:
+        _MP_LOG_DETS[key] = _mp_log_det(f, xs)
+    return _MP_LOG_DETS[key]
+
+
 def _mp_log_det(f, xs):
     xs = [mpmath.mpf(float(v)) for v in xs]
     m = len(xs)
@@ -266,30 +308,27 @@ SATURATED = [[40.0, -40.0, 40.0], [-40.0, -40.0, -40.0], [40.0, 40.0, 40.0], [0.
 @pytest.mark.parametrize("xs", SATURATED)
 @pytest.mark.parametrize("which", ["StickBreaking", "CorrCholesky"])
 def test_saturated_inputs_give_exact_finite_log_dets(which, xs, dtype):
-    bij, ref = (StickBreaking(), _mp_stick_breaking) if which == "StickBreaking" else (
-        CorrCholesky(), _mp_corr_cholesky)
-    expected = _mp_log_det(ref, xs)
+    bij, ref = (
+        (StickBreaking(), _mp_stick_breaking) if which == "StickBreaking" else (CorrCholesky(), _mp_corr_cholesky)
+    )
+    expected = _mp_log_det_cached(ref, xs)
     x = jnp.asarray(xs, dtype)
-    y, ld = bij.forward_and_log_det(x)
+    y, ld = _forward_and_log_det(bij, x)
     assert np.all(np.isfinite(np.asarray(y)))
     np.testing.assert_allclose(float(ld), expected, rtol=_tols(dtype)[0], atol=1e-4)
-    grad = jax.grad(lambda v: jnp.sum(bij.forward_and_log_det(v)[1]) + jnp.sum(bij.forward(v)))(x)
+    _, grad = _value_and_grad(bij, x)
     assert np.all(np.isfinite(np.asarray(grad)))
 
 
-@pytest.mark.parametrize("bij,m", [(StickBreaking(), 6), (SoftmaxCentered(), 6), (CorrCholesky(), 6),
-                                   (Ordered(), 6), (LowerCholesky(), 6)])
+@pytest.mark.parametrize(
+    "bij,m", [(StickBreaking(), 6), (SoftmaxCentered(), 6), (CorrCholesky(), 6), (Ordered(), 6), (LowerCholesky(), 6)]
+)
 def test_gradients_finite_at_extremes_and_zero(bij, m, dtype):
     for x in (np.zeros(m), np.full(m, 40.0), np.full(m, -40.0), np.tile([40.0, -40.0], m // 2)):
         if isinstance(bij, (Ordered, LowerCholesky)):
             x = np.clip(x, -40, 20)  # exp(40) overflows float32 in the output itself
         x = jnp.asarray(x, dtype)
-
-        def loss(v, bij=bij):
-            y, ld = bij.forward_and_log_det(v)
-            return jnp.sum(y) + ld
-
-        val, grad = jax.value_and_grad(loss)(x)
+        val, grad = _value_and_grad(bij, x)
         assert np.isfinite(float(val)) and np.all(np.isfinite(np.asarray(grad)))
 
 
@@ -319,20 +358,22 @@ def test_round_trips_far_out(spread, dtype):
 def test_batch_axes_broadcast_under_jit_and_vmap(dtype):
     x = jnp.asarray(_x((4, 3, 6), seed=7), dtype)
     for bij in (StickBreaking(), SoftmaxCentered(), Ordered(), LowerCholesky(), CorrCholesky()):
-        y, ld = bij.forward_and_log_det(x)
+        (y, ld), (yv, ldv) = _plain_and_vmapped(bij, x)
         assert ld.shape == (4, 3)
-        yv, ldv = jax.jit(jax.vmap(bij.forward_and_log_det))(x)
         _close(yv, y, dtype)
         _close(ldv, ld, dtype)
 
 
-@pytest.mark.parametrize("bij,bad,message", [
-    (CorrCholesky(), np.zeros(4), "n(n-1)/2 entries for some n; got 4"),
-    (LowerCholesky(), np.zeros(4), "n(n+1)/2 entries for some n; got 4"),
-    (FillTriangular(), np.zeros((2, 5)), "n(n+1)/2 entries for some n; got 5"),
-    (StickBreaking(), np.float32(1.0), "at least 1 axis"),
-    (Ordered(), np.float32(1.0), "at least 1 axis"),
-])
+@pytest.mark.parametrize(
+    "bij,bad,message",
+    [
+        (CorrCholesky(), np.zeros(4), "n(n-1)/2 entries for some n; got 4"),
+        (LowerCholesky(), np.zeros(4), "n(n+1)/2 entries for some n; got 4"),
+        (FillTriangular(), np.zeros((2, 5)), "n(n+1)/2 entries for some n; got 5"),
+        (StickBreaking(), np.float32(1.0), "at least 1 axis"),
+        (Ordered(), np.float32(1.0), "at least 1 axis"),
+    ],
+)
 def test_wrong_input_event_shape_raises(bij, bad, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         bij.forward(bad)
@@ -340,12 +381,15 @@ def test_wrong_input_event_shape_raises(bij, bad, message):
         jax.jit(bij.forward)(bad)
 
 
-@pytest.mark.parametrize("bij,bad,message", [
-    (CorrCholesky(), np.eye(3)[:, :2], "square"),
-    (LowerCholesky(), np.zeros(3), "at least 2 axis"),
-    (StickBreaking(), np.zeros((2, 0)), "at least 1 entry"),
-    (SoftmaxCentered(), np.zeros((2, 0)), "at least 1 entry"),
-])
+@pytest.mark.parametrize(
+    "bij,bad,message",
+    [
+        (CorrCholesky(), np.eye(3)[:, :2], "square"),
+        (LowerCholesky(), np.zeros(3), "at least 2 axis"),
+        (StickBreaking(), np.zeros((2, 0)), "at least 1 entry"),
+        (SoftmaxCentered(), np.zeros((2, 0)), "at least 1 entry"),
+    ],
+)
 def test_wrong_output_event_shape_raises(bij, bad, message):
     with pytest.raises(ValueError, match=message):
         bij.inverse(bad)
@@ -363,8 +407,7 @@ def test_event_shape_methods():
     with pytest.raises(ValueError, match="square"):
         LowerCholesky().inverse_event_shape((3, 2))
     for b in (StickBreaking(), CorrCholesky(), LowerCholesky()):
-        assert (b.event_ndims_in, b.event_ndims_out) == ((1, 1) if isinstance(b, StickBreaking)
-                                                         else (1, 2))
+        assert (b.event_ndims_in, b.event_ndims_out) == ((1, 1) if isinstance(b, StickBreaking) else (1, 2))
 
 
 def test_smallest_sizes():
@@ -383,11 +426,9 @@ def test_round_trip_property_float64(xs):
     with jax.enable_x64(True):
         x = jnp.asarray(xs, jnp.float64)
         for bij in (CorrCholesky(), StickBreaking(), SoftmaxCentered(), Ordered(), LowerCholesky()):
-            y, ld = bij.forward_and_log_det(x)
-            back, ild = bij.inverse_and_log_det(y)
+            y, ld, back, ild = _round_trip(bij, x)
             atol = 1e-8
             if isinstance(bij, Ordered):  # the gaps are read off a cumulative sum
-                atol += 8 * np.finfo(np.float64).eps * float(jnp.max(jnp.abs(y))) / float(
-                    jnp.min(jnp.diff(y)))
+                atol += 8 * np.finfo(np.float64).eps * float(jnp.max(jnp.abs(y))) / float(jnp.min(jnp.diff(y)))
             np.testing.assert_allclose(np.asarray(back), xs, rtol=1e-8, atol=atol)
             np.testing.assert_allclose(float(ild), -float(ld), rtol=1e-9, atol=atol * len(xs))

@@ -27,17 +27,58 @@ def _batched(name):
     return jax.tree_util.tree_map(lambda leaf: jnp.stack([leaf, leaf]), d)
 
 
+# Module-level jitted helpers taking the distribution and key as arguments: each family
+# compiles one program per test instead of dispatching (and compiling) every primitive of
+# its sampler, log-density and their derivatives one by one (the eager sampler and
+# log-density stay exercised by the Monte-Carlo and sample_and_log_prob tests below).
+@jax.jit
+def _shapes_run(d, b, key):
+    x = d.sample(key, (4, 3))
+    return x, d.log_prob(x), b.sample(key, (5,))
+
+
+@jax.jit
+def _log_prob_jit_vmap_grad(d, b, x):
+    per = jax.vmap(lambda dd: dd.log_prob(x))(b)
+    grads = jax.grad(lambda dd: jnp.sum(dd.log_prob(x)))(d)
+    return d.log_prob(x), per, grads
+
+
+@jax.jit
+def _entropy_grad(d):
+    return jax.grad(lambda dd: jnp.sum(dd.entropy()))(d)
+
+
+def _stl_shortcut(dd, key):
+    return jnp.sum(dd._sample_and_stopped_log_prob(key, (6,))[1])
+
+
+def _stl_direct(dd, key):
+    return jnp.sum(jax.lax.stop_gradient(dd).log_prob(dd.sample(key, (6,))))
+
+
+@jax.jit
+def _stl_run(d, key):
+    pair = jax.tree_util.tree_map(lambda v: jnp.stack([v, v]), d)
+    return (
+        _stl_shortcut(d, key),
+        _stl_direct(d, key),
+        jax.grad(_stl_shortcut)(d, key),
+        jax.grad(_stl_direct)(d, key),
+        jax.jacfwd(_stl_shortcut)(d, key),
+        jax.vmap(jax.grad(_stl_shortcut), in_axes=(0, None))(pair, key),
+    )
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_sample_shapes_and_log_prob_shapes(name, key):
     d = _make(name)
-    x = d.sample(key, (4, 3))
+    b = _batched(name)
+    x, lp, xb = _shapes_run(d, b, key)
     assert x.shape == (4, 3) + tuple(d.batch_shape) + tuple(d.event_shape)
-    lp = d.log_prob(x)
     assert lp.shape == (4, 3) + tuple(d.batch_shape)
     assert np.isfinite(np.asarray(lp)).all()
-    b = _batched(name)
     assert b.batch_shape == (2,) + tuple(d.batch_shape)
-    xb = b.sample(key, (5,))
     assert xb.shape == (5, 2) + tuple(d.batch_shape) + tuple(d.event_shape)
 
 
@@ -46,11 +87,10 @@ def test_jit_vmap_grad_of_log_prob(name, key):
     d = _make(name)
     x = d.sample(key, (8,))
     eager = d.log_prob(x)
-    np.testing.assert_allclose(jax.jit(lambda dd, xx: dd.log_prob(xx))(d, x), eager, rtol=1e-5, atol=1e-6)
     b = _batched(name)
-    per = jax.vmap(lambda dd: dd.log_prob(x))(b)
+    jitted, per, grads = _log_prob_jit_vmap_grad(d, b, x)
+    np.testing.assert_allclose(jitted, eager, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(per[0], eager, rtol=1e-5, atol=1e-6)
-    grads = jax.grad(lambda dd: jnp.sum(dd.log_prob(x)))(d)
     for leaf in jax.tree_util.tree_leaves(grads):
         assert np.isfinite(np.asarray(leaf)).all(), f"{name}: non-finite gradient of log_prob"
 
@@ -92,7 +132,7 @@ def test_entropy_grad_is_finite(name):
         d.entropy()
     except NotImplementedError:
         pytest.skip("no entropy")
-    g = jax.grad(lambda dd: jnp.sum(dd.entropy()))(d)
+    g = _entropy_grad(d)
     for leaf in jax.tree_util.tree_leaves(g):
         assert np.isfinite(np.asarray(leaf)).all()
 
@@ -114,19 +154,12 @@ def test_stopped_log_prob_has_the_sticking_the_landing_gradient(name, key):
     if not getattr(type(d), "reparameterized", True):
         pytest.skip(f"{name}: not reparameterized")
 
-    def shortcut(dd):
-        return jnp.sum(dd._sample_and_stopped_log_prob(key, (6,))[1])
-
-    def direct(dd):
-        return jnp.sum(jax.lax.stop_gradient(dd).log_prob(dd.sample(key, (6,))))
-
-    np.testing.assert_allclose(float(shortcut(d)), float(direct(d)), rtol=2e-5, atol=2e-5)
-    for a, b in zip(jax.tree_util.tree_leaves(jax.grad(shortcut)(d)), jax.tree_util.tree_leaves(jax.grad(direct)(d))):
+    value, direct_value, g_shortcut, g_direct, jac_shortcut, batched = _stl_run(d, key)
+    np.testing.assert_allclose(float(value), float(direct_value), rtol=2e-5, atol=2e-5)
+    for a, b in zip(jax.tree_util.tree_leaves(g_shortcut), jax.tree_util.tree_leaves(g_direct)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
     # forward mode (the shortcut is a custom JVP) and vmap over parameter batches agree too
-    for a, b in zip(jax.tree_util.tree_leaves(jax.jacfwd(shortcut)(d)), jax.tree_util.tree_leaves(jax.grad(direct)(d))):
+    for a, b in zip(jax.tree_util.tree_leaves(jac_shortcut), jax.tree_util.tree_leaves(g_direct)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
-    pair = jax.tree_util.tree_map(lambda v: jnp.stack([v, v]), d)
-    batched = jax.vmap(jax.grad(shortcut))(pair)
-    for a, b in zip(jax.tree_util.tree_leaves(batched), jax.tree_util.tree_leaves(jax.grad(direct)(d))):
+    for a, b in zip(jax.tree_util.tree_leaves(batched), jax.tree_util.tree_leaves(g_direct)):
         np.testing.assert_allclose(np.asarray(a)[1], np.asarray(b), rtol=1e-4, atol=1e-4)

@@ -140,3 +140,18 @@ def test_converge_default_without_spikes_is_the_unclipped_chain():
     np.testing.assert_allclose(
         np.asarray(res.distribution.scale_tril), np.asarray(ref.distribution.scale_tril), rtol=1e-5, atol=1e-7
     )
+
+
+def test_summary_reports_clipped_gradients():
+    """A clip with thresholds this low cuts most gradients, and the summary says how many; the
+    default fit of a Gaussian clips none and the summary has no such line."""
+    target = vikl.Normal(jnp.array([1.0, -1.0]), jnp.array([0.5, 2.0]))
+    q0 = vikl.Normal(jnp.zeros(2), jnp.ones(2))
+    kw = dict(key=jax.random.key(0), progress=False, init=None, num_diagnostic_samples=100, max_steps=300)
+    eager = optax.chain(vikl.clip_gradient_spikes(z=1e-3, min_ratio=1.0001, warmup=1), optax.adam(1e-2))
+    res = vikl.fit(q0, target, optimizer=eager, **kw)
+    n = int(res.opt_state[0].num_clipped)
+    assert 0 < n <= res.num_steps
+    assert f"gradients:   {n} clipped as spikes" in res.summary()
+    plain = vikl.fit(q0, target, **kw)
+    assert "clipped as spikes" not in plain.summary()

@@ -15,7 +15,7 @@ import numpy as np
 
 from vikl import _persistence
 from vikl._diagnostics import ISDiagnostics
-from vikl._optimizers import OptLeaves
+from vikl._optimizers import ClipGradientSpikesState, OptLeaves
 
 __all__ = ["FitResult", "FitDivergedError", "FitWarning"]
 
@@ -400,6 +400,17 @@ def _khat_words(k) -> str:
     return "good" if k < 0.5 else ("usable with care" if k < 0.7 else "unreliable: q misses mass")
 
 
+def _num_clipped(opt_state) -> int:
+    """Gradients clipped by a :func:`vikl.clip_gradient_spikes` in ``opt_state`` (summed over
+    batch members; 0 for none, or for a state loaded from a file as bare leaves)."""
+
+    def is_clip(x):
+        return isinstance(x, ClipGradientSpikesState)
+
+    found = [x for x in jax.tree_util.tree_leaves(opt_state, is_leaf=is_clip) if is_clip(x)]
+    return int(sum(np.sum(np.asarray(x.num_clipped)) for x in found))
+
+
 def _summary_text(res) -> str:
     """The text of :meth:`FitResult.summary`."""
     name = "?" if res.objective is None else (
@@ -425,6 +436,10 @@ def _summary_text(res) -> str:
         lines.append(f"             {res.convergence}")
         lines.append(f"returned q:  average of the last {res.averaged_over} iterates "
                      "(unconstrained parameters)")
+    clipped = _num_clipped(res.opt_state)
+    if clipped:
+        lines.append(f"gradients:   {clipped} clipped as spikes (vikl.clip_gradient_spikes: "
+                     "heavy-tailed Monte-Carlo gradients)")
     d = res.diagnostics
     lines.append(f"k-hat:       {_num(d.khat, '.3f')} ({_khat_words(d.khat)}; < 0.5 good, > 0.7 "
                  "unreliable)")

@@ -28,7 +28,8 @@ import vikl
 from benchmarks import posteriordb as pdb
 from benchmarks._common import fmt, machine_line, markdown_table
 from benchmarks.posteriors import Evaluator, _gauss_of, _q0, _x64
-from vikl._optimizers import ClipGradientSpikesState, _scale_by_initial_sd
+from vikl._fit_result import _num_clipped
+from vikl._optimizers import _scale_by_initial_sd
 
 POSTERIORS = (
     "mcycle_gp-accel_gp",
@@ -40,15 +41,6 @@ POSTERIORS = (
 )
 OUT = Path(__file__).resolve().parent / "results" / "spike_clip.md"
 _UNCLIPPED = optax.chain(optax.scale_by_adam(), _scale_by_initial_sd(), optax.scale(-1e-2))
-
-
-def _num_clipped(opt_state):
-    found = [
-        x
-        for x in jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, ClipGradientSpikesState))
-        if isinstance(x, ClipGradientSpikesState)
-    ]
-    return int(found[0].num_clipped) if found else "-"
 
 
 def main(argv=None):
@@ -113,7 +105,7 @@ def main(argv=None):
                             label,
                             res.num_steps,
                             "yes" if res.converged else "no",
-                            _num_clipped(res.opt_state),
+                            _num_clipped(res.opt_state) if opt is None else "-",
                             medians,
                             fmt(m["elbo"], 6),
                             fmt(m["khat"]),
